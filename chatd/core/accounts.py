@@ -1,0 +1,247 @@
+"""User accounts: unique case-insensitive logins, optional email/phone/password, profile."""
+
+from collections.abc import Callable
+
+import msgspec
+
+from ..store import keys
+from ..store.lmdb import Store, Txn
+from . import validate
+from .bus import Bus
+from .clock import now_ms
+from .errors import Conflict, Invalid, NotFound, Unauthorized
+from .events import UserDeleted, UserUpdated
+from .ids import Snowflakes
+from .models import User
+from .passwords import PasswordHasher
+
+PROFILE_FIELDS = ("first_name", "last_name", "avatar_url")
+_UNSET = object()
+
+
+class Accounts:
+    def __init__(self, store: Store, bus: Bus, ids: Snowflakes, hasher: PasswordHasher):
+        self.store = store
+        self.bus = bus
+        self.ids = ids
+        self.hasher = hasher
+        # Functions run in the deleting transaction, so other services drop what they keep for a user.
+        self.delete_hooks: list[Callable[[Txn, int], None]] = []
+        # Audience for a user's profile changes (those who can see the user); set by the services that know.
+        self.audience_of: Callable[[int], set[int]] = lambda user_id: {user_id}
+
+    # -- reads -------------------------------------------------------------------------------
+
+    def get(self, user_id: int) -> User:
+        with self.store.read() as txn:
+            return self.get_txn(txn, user_id)
+
+    @staticmethod
+    def get_txn(txn: Txn, user_id: int) -> User:
+        user = txn.get("userid_user", keys.u64(user_id), User)
+        if user is None:
+            raise NotFound("user not found", kind="user", id=user_id)
+        return user
+
+    def find(self, user_id: int) -> User | None:
+        with self.store.read() as txn:
+            return txn.get("userid_user", keys.u64(user_id), User)
+
+    def get_many(self, user_ids) -> list[User]:
+        """The users that exist among `user_ids`, in the given order, without duplicates."""
+        out, seen = [], set()
+        with self.store.read() as txn:
+            for uid in user_ids:
+                if uid in seen:
+                    continue
+                seen.add(uid)
+                user = txn.get("userid_user", keys.u64(uid), User)
+                if user is not None:
+                    out.append(user)
+        return out
+
+    def _find_by(self, table: str, key: bytes) -> User | None:
+        with self.store.read() as txn:
+            raw = txn.get_raw(table, key)
+            return txn.get("userid_user", raw, User) if raw else None
+
+    def by_login(self, login: str) -> User | None:
+        return self._find_by("username_userid", keys.text(login.strip()))
+
+    def by_email(self, email: str) -> User | None:
+        return self._find_by("email_userid", keys.text(email.strip()))
+
+    def by_phone(self, phone: str) -> User | None:
+        try:
+            return self._find_by("phone_userid", validate.phone(phone).encode())
+        except Invalid:
+            return None
+
+    def search(self, keyword: str, *, limit: int, updated_after: int = 0, ignore: set[int] = frozenset()):
+        """Users whose login starts with `keyword` (case-insensitive), by login order."""
+        prefix = keys.text(keyword)
+        out = []
+        with self.store.read() as txn:
+            for _, raw_id in txn.scan_raw("username_userid", prefix=prefix):
+                uid = keys.read_u64(raw_id)
+                if uid in ignore:
+                    continue
+                user = txn.get("userid_user", raw_id, User)
+                if user is None or user.updated_at <= updated_after:
+                    continue
+                out.append(user)
+                if len(out) >= limit:
+                    break
+        return out
+
+    # -- writes ------------------------------------------------------------------------------
+
+    async def create(
+        self,
+        login: str,
+        *,
+        password: str | None = None,
+        email: str | None = None,
+        phone: str | None = None,
+        first_name: str | None = None,
+        last_name: str | None = None,
+        avatar_url: str | None = None,
+        bot: bool = False,
+        extra: dict | None = None,
+    ) -> User:
+        login = validate.login(login)
+        email = validate.email(email) if email is not None else None
+        phone = validate.phone(phone) if phone is not None else None
+        profile = self._profile(first_name=first_name, last_name=last_name, avatar_url=avatar_url)
+        password_hash = await self.hasher.hash(validate.password(password)) if password is not None else None
+        now = now_ms()
+        user = User(
+            id=self.ids.next(), login=login, created_at=now, updated_at=now, email=email, phone=phone,
+            password_hash=password_hash, bot=bot, extra=extra or {}, **profile,
+        )
+
+        def create_txn(txn: Txn) -> User:
+            self._claim_txn(txn, "username_userid", keys.text(login), user.id, "login")
+            if email:
+                self._claim_txn(txn, "email_userid", keys.text(email), user.id, "email")
+            if phone:
+                self._claim_txn(txn, "phone_userid", phone.encode(), user.id, "phone")
+            txn.put("userid_user", keys.u64(user.id), user)
+            return user
+
+        return await self.store.write(create_txn)
+
+    @staticmethod
+    def _claim_txn(txn: Txn, table: str, key: bytes, user_id: int, field: str) -> None:
+        if not txn.put_raw(table, key, keys.u64(user_id), overwrite=False):
+            if keys.read_u64(txn.get_raw(table, key)) != user_id:
+                raise Conflict(f"this {field} is already taken", field=field)
+
+    @staticmethod
+    def _profile(**fields) -> dict:
+        out = {}
+        for name, value in fields.items():
+            if value is _UNSET:
+                continue
+            if value is not None:
+                value = validate.text(value, name, max_len=2048 if name == "avatar_url" else 128,
+                                      min_len=0, allow_newlines=False)
+            out[name] = value
+        return out
+
+    async def update(
+        self,
+        user_id: int,
+        *,
+        login=_UNSET,
+        email=_UNSET,
+        phone=_UNSET,
+        first_name=_UNSET,
+        last_name=_UNSET,
+        avatar_url=_UNSET,
+        extra: dict | None = None,
+        new_password: str | None = None,
+        current_password: str | None = None,
+        require_current_password: bool = True,
+    ) -> User:
+        """Change a user's own account; a password change needs the current password."""
+        login = validate.login(login) if login is not _UNSET else _UNSET
+        if email is not _UNSET and email is not None:
+            email = validate.email(email)
+        if phone is not _UNSET and phone is not None:
+            phone = validate.phone(phone)
+        profile = self._profile(first_name=first_name, last_name=last_name, avatar_url=avatar_url)
+        new_hash = None
+        if new_password is not None:
+            validate.password(new_password, "new_password")
+            current = self.get(user_id)
+            if require_current_password and current.password_hash is not None:
+                if current_password is None:
+                    raise Invalid("current_password is required to change the password", field="current_password")
+                if not await self.hasher.verify(current.password_hash, current_password):
+                    raise Unauthorized("current_password is wrong")
+            new_hash = await self.hasher.hash(new_password)
+
+        def update_txn(txn: Txn) -> User:
+            user = self.get_txn(txn, user_id)
+            changes = dict(profile)
+            for field, value, table, key_of in (
+                ("login", login, "username_userid", keys.text),
+                ("email", email, "email_userid", keys.text),
+                ("phone", phone, "phone_userid", str.encode),
+            ):
+                old = getattr(user, field)
+                if value is _UNSET or value == old:
+                    continue
+                if value is not None:
+                    self._claim_txn(txn, table, key_of(value), user_id, field)
+                if old is not None and (value is None or key_of(old) != key_of(value)):
+                    txn.delete(table, key_of(old))
+                changes[field] = value
+            if new_hash is not None:
+                changes["password_hash"] = new_hash
+            if extra:
+                changes["extra"] = {**user.extra, **extra}
+            changes = {k: v for k, v in changes.items() if getattr(user, k) != v}
+            if not changes:
+                return user
+            user = msgspec.structs.replace(user, updated_at=max(now_ms(), user.updated_at + 1), **changes)
+            txn.put("userid_user", keys.u64(user_id), user)
+            return user
+
+        before_updated = self.get(user_id).updated_at
+        user = await self.store.write(update_txn)
+        if user.updated_at != before_updated:
+            self.bus.publish(UserUpdated(user=user), self.audience_of(user_id))
+        return user
+
+    async def set_password(self, user_id: int, password: str) -> User:
+        """Set a password without the current one (the CLI, account recovery)."""
+        return await self.update(user_id, new_password=password, require_current_password=False)
+
+    async def delete(self, user_id: int) -> None:
+        audience = self.audience_of(user_id)
+
+        def delete_txn(txn: Txn) -> None:
+            user = self.get_txn(txn, user_id)
+            txn.delete("username_userid", keys.text(user.login))
+            if user.email:
+                txn.delete("email_userid", keys.text(user.email))
+            if user.phone:
+                txn.delete("phone_userid", user.phone.encode())
+            for hook in self.delete_hooks:
+                hook(txn, user_id)
+            txn.delete("userid_user", keys.u64(user_id))
+
+        await self.store.write(delete_txn)
+        self.bus.publish(UserDeleted(user_id=user_id), audience)
+        self.bus.drop_user(user_id, "account deleted")
+
+    async def check_password(self, login: str, password: str) -> User:
+        """The user with this login and password, or Unauthorized (same error for either mistake)."""
+        if not isinstance(login, str) or not isinstance(password, str):
+            raise Unauthorized("wrong login or password")
+        user = self.by_login(login)
+        if not await self.hasher.verify(user.password_hash if user else None, password):
+            raise Unauthorized("wrong login or password")
+        return user

@@ -1,0 +1,7 @@
+"""Wall-clock time in the units records store (milliseconds since the Unix epoch)."""
+
+import time
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000

@@ -1,0 +1,160 @@
+"""Login sessions: one per user and device, random tokens of which only a hash is stored.
+
+An access token is 32 random bytes (url-safe base64); the store keeps its
+SHA-256. Logging in again on the same device replaces that device's session.
+Refresh tokens rotate on every use.
+"""
+
+import hashlib
+import secrets
+
+from ..store import keys
+from ..store.lmdb import Store, Txn
+from . import validate
+from .bus import Bus
+from .clock import now_ms
+from .errors import Unauthorized
+from .events import SessionsRevoked
+from .ids import Snowflakes
+from .models import Session
+
+
+def new_token() -> str:
+    return secrets.token_urlsafe(32)
+
+
+def token_hash(token: str) -> bytes:
+    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).digest()
+
+
+class Issued:
+    """A new session with its tokens, which exist in clear only here, once."""
+
+    __slots__ = ("session", "access_token", "refresh_token")
+
+    def __init__(self, session: Session, access_token: str, refresh_token: str | None):
+        self.session = session
+        self.access_token = access_token
+        self.refresh_token = refresh_token
+
+
+class Sessions:
+    def __init__(self, store: Store, bus: Bus, ids: Snowflakes, *, access_ttl: int, refresh_ttl: int):
+        self.store = store
+        self.bus = bus
+        self.ids = ids
+        self.access_ttl_ms = access_ttl * 1000
+        self.refresh_ttl_ms = refresh_ttl * 1000
+
+    async def create(
+        self, user_id: int, device_id: str, *, refresh: bool = True, dialect: str = "", ttl: int | None = None
+    ) -> Issued:
+        device_id = validate.device_id(device_id)
+        access, refresh_token = new_token(), (new_token() if refresh else None)
+        now = now_ms()
+        session = Session(
+            id=self.ids.next(), user_id=user_id, device_id=device_id, token_hash=token_hash(access),
+            created_at=now, expires_at=now + (ttl * 1000 if ttl else self.access_ttl_ms),
+            refresh_hash=token_hash(refresh_token) if refresh_token else None,
+            refresh_expires_at=now + self.refresh_ttl_ms if refresh_token else 0, dialect=dialect,
+        )
+
+        def create_txn(txn: Txn) -> list[int]:
+            if not txn.exists("userid_user", keys.u64(user_id)):
+                raise Unauthorized("the account no longer exists")
+            device_key = keys.u64(user_id) + device_id.casefold().encode()
+            replaced = []
+            old = txn.get_raw("useriddevice_sessionid", device_key)
+            if old is not None:
+                replaced.append(keys.read_u64(old))
+                self._delete_txn(txn, keys.read_u64(old))
+            self._put_txn(txn, session)
+            txn.put_raw("useriddevice_sessionid", device_key, keys.u64(session.id))
+            return replaced
+
+        replaced = await self.store.write(create_txn)
+        if replaced:
+            self.bus.publish(SessionsRevoked(user_id=user_id, session_ids=tuple(replaced)), [user_id])
+        return Issued(session, access, refresh_token)
+
+    @staticmethod
+    def _put_txn(txn: Txn, session: Session) -> None:
+        txn.put("sessionid_session", keys.u64(session.id), session)
+        txn.put_raw("tokenhash_sessionid", session.token_hash, keys.u64(session.id))
+        if session.refresh_hash:
+            txn.put_raw("refreshhash_sessionid", session.refresh_hash, keys.u64(session.id))
+        txn.put_raw("useridsessionid_", keys.pair(session.user_id, session.id))
+
+    @staticmethod
+    def _delete_txn(txn: Txn, session_id: int) -> Session | None:
+        session = txn.get("sessionid_session", keys.u64(session_id), Session)
+        if session is None:
+            return None
+        txn.delete("sessionid_session", keys.u64(session_id))
+        txn.delete("tokenhash_sessionid", session.token_hash)
+        if session.refresh_hash:
+            txn.delete("refreshhash_sessionid", session.refresh_hash)
+        txn.delete("useridsessionid_", keys.pair(session.user_id, session_id))
+        device_key = keys.u64(session.user_id) + session.device_id.casefold().encode()
+        current = txn.get_raw("useriddevice_sessionid", device_key)
+        if current is not None and keys.read_u64(current) == session_id:
+            txn.delete("useriddevice_sessionid", device_key)
+        return session
+
+    def authenticate(self, token) -> Session:
+        """The live session for an access token, or Unauthorized."""
+        if not isinstance(token, str) or not token or len(token) > 512:
+            raise Unauthorized("missing or malformed token")
+        with self.store.read() as txn:
+            raw = txn.get_raw("tokenhash_sessionid", token_hash(token))
+            session = txn.get("sessionid_session", raw, Session) if raw else None
+        if session is None:
+            raise Unauthorized("unknown or revoked token")
+        if session.expires_at <= now_ms():
+            raise Unauthorized("token expired")
+        return session
+
+    def get(self, session_id: int) -> Session | None:
+        with self.store.read() as txn:
+            return txn.get("sessionid_session", keys.u64(session_id), Session)
+
+    async def refresh(self, refresh_token, device_id: str | None = None) -> Issued:
+        """Trade a refresh token for a new session on the same device (the old one ends)."""
+        if not isinstance(refresh_token, str) or not refresh_token:
+            raise Unauthorized("missing refresh token")
+        with self.store.read() as txn:
+            raw = txn.get_raw("refreshhash_sessionid", token_hash(refresh_token))
+            session = txn.get("sessionid_session", raw, Session) if raw else None
+        if session is None or session.refresh_expires_at <= now_ms():
+            raise Unauthorized("unknown, expired or revoked refresh token")
+        if device_id is not None and device_id.casefold() != session.device_id.casefold():
+            raise Unauthorized("refresh token belongs to another device")
+        return await self.create(session.user_id, session.device_id, dialect=session.dialect)
+
+    async def revoke(self, session_id: int) -> None:
+        session = await self.store.write(lambda txn: self._delete_txn(txn, session_id))
+        if session is not None:
+            self.bus.publish(SessionsRevoked(user_id=session.user_id, session_ids=(session_id,)),
+                             [session.user_id])
+
+    async def revoke_all(self, user_id: int) -> None:
+        await self.store.write(lambda txn: self.revoke_all_txn(txn, user_id))
+        self.bus.drop_user(user_id, "logged out everywhere")
+
+    def revoke_all_txn(self, txn: Txn, user_id: int) -> list[int]:
+        ids = [keys.read_pair(k)[1] for k, _ in txn.scan_raw("useridsessionid_", prefix=keys.u64(user_id))]
+        for sid in ids:
+            self._delete_txn(txn, sid)
+        return ids
+
+    async def prune_expired(self, *, batch: int = 1000) -> int:
+        """Delete sessions whose access and refresh tokens have both expired."""
+        now = now_ms()
+        with self.store.read() as txn:
+            dead = [
+                s.id for _, s in txn.scan("sessionid_session", Session)
+                if s.expires_at <= now and s.refresh_expires_at <= now
+            ][:batch]
+        if dead:
+            await self.store.write(lambda txn: [self._delete_txn(txn, sid) for sid in dead])
+        return len(dead)

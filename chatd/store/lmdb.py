@@ -1,0 +1,291 @@
+"""The LMDB environment, typed table access and the group-commit writer.
+
+This module is the only code that opens LMDB transactions. Services read
+inline (`with store.read() as txn`) — point gets and short cursor scans cost a
+few microseconds — and write by handing a synchronous function to
+`await store.write(fn)`. The writer runs up to `batch` such functions in one
+LMDB transaction in a worker thread, each in its own child transaction (so
+one caller's error rolls back only its own writes), commits durably, and only
+then wakes the callers.
+"""
+
+import logging
+import os
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import cbor2
+import lmdb
+import msgspec
+import trio
+
+from ..core.errors import Unavailable
+from .tables import FORMAT_VERSION, TABLES
+
+log = logging.getLogger("chatd.store")
+
+
+class StoreError(Exception):
+    """The data directory cannot be used (newer format, corrupt, locked)."""
+
+
+def encode(value: Any) -> bytes:
+    if isinstance(value, msgspec.Struct):
+        value = msgspec.to_builtins(value)
+    return cbor2.dumps(value)
+
+
+class Txn:
+    """A transaction with table names instead of database handles and cbor-coded values."""
+
+    __slots__ = ("_txn", "_dbs")
+
+    def __init__(self, txn: lmdb.Transaction, dbs: dict[str, Any]):
+        self._txn = txn
+        self._dbs = dbs
+
+    def get_raw(self, table: str, key: bytes) -> bytes | None:
+        return self._txn.get(key, db=self._dbs[table])
+
+    def get(self, table: str, key: bytes, type: type | None = None):
+        raw = self._txn.get(key, db=self._dbs[table])
+        if raw is None:
+            return None
+        value = cbor2.loads(raw)
+        return msgspec.convert(value, type) if type is not None else value
+
+    def exists(self, table: str, key: bytes) -> bool:
+        return self._txn.get(key, db=self._dbs[table]) is not None
+
+    def put_raw(self, table: str, key: bytes, value: bytes = b"", *, overwrite: bool = True) -> bool:
+        return self._txn.put(key, value, db=self._dbs[table], overwrite=overwrite)
+
+    def put(self, table: str, key: bytes, value: Any) -> None:
+        self._txn.put(key, encode(value), db=self._dbs[table])
+
+    def delete(self, table: str, key: bytes) -> bool:
+        return self._txn.delete(key, db=self._dbs[table])
+
+    def scan_raw(
+        self,
+        table: str,
+        *,
+        prefix: bytes = b"",
+        start: bytes | None = None,
+        stop: bytes | None = None,
+        reverse: bool = False,
+        limit: int | None = None,
+    ) -> Iterator[tuple[bytes, bytes]]:
+        """Items with `prefix`, in key order (or reverse), within [start, stop)."""
+        lo = max(prefix, start) if start is not None else prefix
+        hi = stop
+        if prefix:
+            end = _prefix_end(prefix)
+            hi = end if hi is None or (end is not None and end < hi) else hi
+        n = 0
+        with self._txn.cursor(db=self._dbs[table]) as cur:
+            if not reverse:
+                ok = cur.set_range(lo) if lo else cur.first()
+                while ok:
+                    key = cur.key()
+                    if hi is not None and key >= hi:
+                        return
+                    yield key, cur.value()
+                    n += 1
+                    if limit is not None and n >= limit:
+                        return
+                    ok = cur.next()
+            else:
+                if hi is None:
+                    ok = cur.last()
+                else:
+                    ok = cur.set_range(hi)
+                    ok = cur.prev() if ok else cur.last()
+                while ok:
+                    key = cur.key()
+                    if key < lo:
+                        return
+                    yield key, cur.value()
+                    n += 1
+                    if limit is not None and n >= limit:
+                        return
+                    ok = cur.prev()
+
+    def scan(self, table: str, type: type | None = None, **kw) -> Iterator[tuple[bytes, Any]]:
+        for key, raw in self.scan_raw(table, **kw):
+            value = cbor2.loads(raw)
+            yield key, (msgspec.convert(value, type) if type is not None else value)
+
+    def count(self, table: str, *, prefix: bytes = b"") -> int:
+        return sum(1 for _ in self.scan_raw(table, prefix=prefix))
+
+
+def _prefix_end(prefix: bytes) -> bytes | None:
+    """The smallest key greater than every key starting with `prefix`."""
+    p = bytearray(prefix)
+    while p and p[-1] == 0xFF:
+        p.pop()
+    if not p:
+        return None
+    p[-1] += 1
+    return bytes(p)
+
+
+class _Pending:
+    __slots__ = ("fn", "result", "error", "done")
+
+    def __init__(self, fn):
+        self.fn = fn
+        self.result = None
+        self.error: BaseException | None = None
+        self.done = trio.Event()
+
+
+class WriterStats:
+    def __init__(self):
+        self.commits = 0
+        self.writes = 0
+        self.commit_seconds = 0.0
+        # Histogram of batch sizes (upper bounds) and commit latencies (seconds), for /metrics.
+        self.batch_buckets = {1: 0, 4: 0, 16: 0, 64: 0, 256: 0, 1024: 0, float("inf"): 0}
+        self.latency_buckets = {0.001: 0, 0.0025: 0, 0.005: 0, 0.01: 0, 0.025: 0, 0.1: 0, float("inf"): 0}
+
+    def record(self, size: int, seconds: float) -> None:
+        self.commits += 1
+        self.writes += size
+        self.commit_seconds += seconds
+        for bound in self.batch_buckets:
+            if size <= bound:
+                self.batch_buckets[bound] += 1
+                break
+        for bound in self.latency_buckets:
+            if seconds <= bound:
+                self.latency_buckets[bound] += 1
+                break
+
+
+class Store:
+    def __init__(self, path: Path, *, map_size: int = 1 << 30, batch: int = 256, readonly: bool = False):
+        self.path = Path(path)
+        self.batch = batch
+        self.stats = WriterStats()
+        self._send, self._recv = trio.open_memory_channel(max(1024, batch * 4))
+        self._closed = False
+        self.path.mkdir(parents=True, exist_ok=True)
+        try:
+            self.env = lmdb.open(
+                str(self.path / "db"),
+                map_size=map_size,
+                max_dbs=len(TABLES) + 4,
+                subdir=True,
+                readonly=readonly,
+                sync=True,
+                metasync=True,
+                readahead=False,
+                max_readers=1024,
+            )
+        except lmdb.Error as e:
+            raise StoreError(f"cannot open the LMDB environment in {self.path / 'db'}: {e}") from None
+        with self.env.begin(write=not readonly) as txn:
+            self._dbs = {name: self.env.open_db(name.encode(), txn=txn, create=not readonly) for name in TABLES}
+            self._check_format(Txn(txn, self._dbs), readonly)
+
+    def _check_format(self, txn: Txn, readonly: bool) -> None:
+        version = txn.get("meta", b"format_version")
+        if version is None:
+            if not readonly:
+                txn.put("meta", b"format_version", FORMAT_VERSION)
+        elif version > FORMAT_VERSION:
+            raise StoreError(
+                f"the data in {self.path} has format version {version}, newer than this chatd "
+                f"supports ({FORMAT_VERSION}); run a newer chatd or restore a backup"
+            )
+
+    @contextmanager
+    def read(self) -> Iterator[Txn]:
+        with self.env.begin(write=False, buffers=False) as txn:
+            yield Txn(txn, self._dbs)
+
+    def write_now(self, fn: Callable[[Txn], Any]) -> Any:
+        """Run one write function in its own durable transaction, synchronously.
+
+        For the CLI and start-up, when no writer task runs; never on the event loop of a live server.
+        """
+        with self.env.begin(write=True) as txn:
+            return fn(Txn(txn, self._dbs))
+
+    async def write(self, fn: Callable[[Txn], Any]) -> Any:
+        """Run `fn(txn)` in the next group commit; return its result once it is durable.
+
+        `fn` must be synchronous and quick (it runs in the writer thread with the
+        write lock held). If it raises, its own writes are rolled back and the
+        error is raised here; the other writes in the batch are unaffected.
+        """
+        if self._closed:
+            raise Unavailable("the server is shutting down")
+        item = _Pending(fn)
+        try:
+            await self._send.send(item)
+        except (trio.ClosedResourceError, trio.BrokenResourceError):
+            raise Unavailable("the server is shutting down") from None
+        await item.done.wait()
+        if item.error is not None:
+            raise item.error
+        return item.result
+
+    async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
+        """The group-commit writer. Ends after `close_writes()` once every queued write is committed."""
+        task_status.started()
+        async with self._recv:
+            async for first in self._recv:
+                batch = [first]
+                while len(batch) < self.batch:
+                    try:
+                        batch.append(self._recv.receive_nowait())
+                    except (trio.WouldBlock, trio.EndOfChannel):
+                        break
+                # Not cancellable: a started commit always finishes and its callers are woken.
+                with trio.CancelScope(shield=True):
+                    await trio.to_thread.run_sync(self._commit, batch)
+                for item in batch:
+                    item.done.set()
+
+    def _commit(self, batch: list[_Pending]) -> None:
+        started = time.perf_counter()
+        try:
+            with self.env.begin(write=True) as txn:
+                for item in batch:
+                    try:
+                        with self.env.begin(write=True, parent=txn) as child:
+                            item.result = item.fn(Txn(child, self._dbs))
+                    except Exception as e:
+                        item.error = e
+        except lmdb.MapFullError:
+            log.error("LMDB map is full: raise storage.map_size_mb in the config")
+            for item in batch:
+                item.error = item.error or Unavailable("storage is full")
+        except lmdb.Error as e:
+            log.exception("LMDB commit failed")
+            for item in batch:
+                item.error = item.error or Unavailable(f"storage error: {e}")
+        self.stats.record(len(batch), time.perf_counter() - started)
+
+    async def close_writes(self) -> None:
+        """Refuse new writes; the writer drains what is queued and then `run` returns."""
+        self._closed = True
+        await self._send.aclose()
+
+    def close(self) -> None:
+        self.env.close()
+
+    def copy_to(self, dest: Path) -> None:
+        """A consistent, compacted copy of the environment (safe while writers run)."""
+        dest.mkdir(parents=True, exist_ok=True)
+        self.env.copy(str(dest), compact=True)
+
+
+def data_files(path: Path) -> list[Path]:
+    return [Path(path) / "db" / name for name in os.listdir(Path(path) / "db")]
