@@ -1,0 +1,285 @@
+"""The LMDB store (chatd/store/): key encodings, scans, group commit, format version, kill -9 durability."""
+
+import random
+import signal
+import struct
+import subprocess
+import sys
+
+import cbor2
+import pytest
+import trio
+import trio.testing
+
+from chatd.store import keys
+from chatd.store.lmdb import Store, StoreError, Txn, _prefix_end
+from chatd.store.tables import FORMAT_VERSION, TABLES
+from tests.helpers import REPO
+from tests.helpers.burst_writer import check_record
+
+# -- key encodings --------------------------------------------------------------------------
+
+
+def test_u64_bytes():
+    assert keys.u64(0) == b"\x00" * 8
+    assert keys.u64(1) == b"\x00" * 7 + b"\x01"
+    assert keys.u64(0x0102030405060708) == bytes([1, 2, 3, 4, 5, 6, 7, 8])
+    assert keys.u64(keys.MAX_U64) == b"\xff" * 8
+    assert keys.read_u64(b"\x00" * 7 + b"\x01") == 1
+    assert keys.read_u64(b"xx" + keys.u64(77), 2) == 77
+    with pytest.raises(struct.error):
+        keys.u64(-1)
+    with pytest.raises(struct.error):
+        keys.u64(1 << 64)
+
+
+def test_pair_bytes_and_order():
+    assert keys.pair(1, 2) == b"\x00" * 7 + b"\x01" + b"\x00" * 7 + b"\x02"
+    assert keys.read_pair(keys.pair(5, 1 << 63)) == (5, 1 << 63)
+    pairs = [(a, b) for a in (0, 1, 255, 256, 1 << 40, keys.MAX_U64) for b in (0, 1, 256, 1 << 63)]
+    random.Random(1).shuffle(pairs)
+    # Byte order of the encoded keys is the numeric order of (a, b): one channel's messages are a range.
+    assert sorted(pairs) == sorted(pairs, key=lambda p: keys.pair(*p))
+    assert keys.pair(1, keys.MAX_U64) < keys.pair(2, 0)
+    nums = [0, 1, 255, 256, 65535, 1 << 32, 1 << 56, keys.MAX_U64]
+    assert [keys.u64(n) for n in nums] == sorted(keys.u64(n) for n in nums)
+
+
+def test_text_keys_casefold():
+    assert keys.text("Alice") == b"alice"
+    assert keys.text("ALICE") == keys.text("alice")
+    assert keys.text("Straße") == keys.text("STRASSE") == b"strasse"
+    assert keys.text("Ñandú") == "ñandú".encode()
+
+
+def test_tables_declared_once():
+    assert len(set(TABLES)) == len(TABLES)
+    assert "meta" in TABLES
+
+
+# -- scans ----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def store(tmp_path):
+    s = Store(tmp_path / "data", map_size=64 << 20, batch=256)
+    yield s
+    s.close()
+
+
+SCAN_KEYS = [
+    b"\x00", b"\x00\x01", b"\x01", b"\x01\x00", b"\x01\xff", b"\x01\xff\x00", b"\x01\xff\xff",
+    b"\x02", b"a", b"ab", b"abc", b"ac", b"b", b"\xfe", b"\xfe\xff", b"\xff", b"\xff\x00",
+    b"\xff\x01", b"\xff\xff", b"\xff\xff\x00", b"\xff\xff\xff",
+]
+
+
+def _fill(store, keys_):
+    store.write_now(lambda txn: [txn.put_raw("useridsessionid_", k, b"v" + k) for k in keys_])
+
+
+def _reference(keys_, prefix=b"", start=None, stop=None, reverse=False, limit=None):
+    out = sorted(k for k in keys_ if k.startswith(prefix)
+                 and (start is None or k >= start) and (stop is None or k < stop))
+    if reverse:
+        out.reverse()
+    return out[:limit] if limit is not None else out
+
+
+def _scan(store, **kw):
+    with store.read() as txn:
+        items = list(txn.scan_raw("useridsessionid_", **kw))
+    assert all(v == b"v" + k for k, v in items)
+    return [k for k, _ in items]
+
+
+def test_scan_prefix_start_stop_reverse_limit(store):
+    _fill(store, SCAN_KEYS)
+    assert _scan(store) == sorted(SCAN_KEYS)
+    assert _scan(store, reverse=True) == sorted(SCAN_KEYS, reverse=True)
+    assert _scan(store, prefix=b"a") == [b"a", b"ab", b"abc", b"ac"]
+    assert _scan(store, prefix=b"a", reverse=True) == [b"ac", b"abc", b"ab", b"a"]
+    assert _scan(store, prefix=b"a", limit=2) == [b"a", b"ab"]
+    assert _scan(store, prefix=b"a", reverse=True, limit=1) == [b"ac"]
+    assert _scan(store, prefix=b"a", start=b"ab", stop=b"ac") == [b"ab", b"abc"]
+    assert _scan(store, prefix=b"a", start=b"ab", stop=b"ac", reverse=True) == [b"abc", b"ab"]
+    assert _scan(store, start=b"b", stop=b"\xff") == [b"b", b"\xfe", b"\xfe\xff"]
+    assert _scan(store, prefix=b"zz") == []
+    assert _scan(store, prefix=b"zz", reverse=True) == []
+
+
+def test_scan_0xff_prefix_edge(store):
+    _fill(store, SCAN_KEYS)
+    # A prefix of all 0xFF bytes has no successor key: the scan runs to the end of the table.
+    assert _scan(store, prefix=b"\xff") == [b"\xff", b"\xff\x00", b"\xff\x01", b"\xff\xff",
+                                            b"\xff\xff\x00", b"\xff\xff\xff"]
+    assert _scan(store, prefix=b"\xff\xff") == [b"\xff\xff", b"\xff\xff\x00", b"\xff\xff\xff"]
+    assert _scan(store, prefix=b"\xff\xff", reverse=True) == [b"\xff\xff\xff", b"\xff\xff\x00", b"\xff\xff"]
+    assert _scan(store, prefix=b"\x01\xff") == [b"\x01\xff", b"\x01\xff\x00", b"\x01\xff\xff"]
+    assert _scan(store, prefix=b"\x01\xff", reverse=True) == [b"\x01\xff\xff", b"\x01\xff\x00", b"\x01\xff"]
+    assert _scan(store, prefix=b"\xfe", reverse=True) == [b"\xfe\xff", b"\xfe"]
+    assert _prefix_end(b"\x01\xff\xff") == b"\x02"
+    assert _prefix_end(b"\xff\xff") is None
+    assert _prefix_end(b"ab") == b"ac"
+
+
+def test_scan_matches_reference_on_random_queries(store):
+    rng = random.Random(7)
+    alphabet = [0x00, 0x01, 0x7F, 0xFE, 0xFF]
+    all_keys = sorted({bytes(rng.choice(alphabet) for _ in range(rng.randrange(1, 5))) for _ in range(300)})
+    _fill(store, all_keys)
+
+    def some_key():
+        return bytes(rng.choice(alphabet) for _ in range(rng.randrange(0, 4)))
+
+    for _ in range(1500):
+        kw = {"prefix": some_key(), "reverse": rng.random() < 0.5}
+        if rng.random() < 0.5:
+            kw["start"] = some_key()
+        if rng.random() < 0.5:
+            kw["stop"] = some_key()
+        if rng.random() < 0.3:
+            kw["limit"] = rng.randrange(1, 5)
+        assert _scan(store, **kw) == _reference(all_keys, **kw), kw
+
+
+def test_typed_get_put_scan(store):
+    store.write_now(lambda txn: [txn.put("meta", b"k%d" % i, {"i": i, "b": b"\x00\xff"}) for i in range(3)])
+    with store.read() as txn:
+        assert txn.get("meta", b"k1") == {"i": 1, "b": b"\x00\xff"}
+        assert txn.get("meta", b"missing") is None
+        assert [v["i"] for _, v in txn.scan("meta", prefix=b"k")] == [0, 1, 2]
+        assert txn.count("meta", prefix=b"k") == 3
+        assert txn.exists("meta", b"k2") and not txn.exists("meta", b"k9")
+
+
+# -- group commit ---------------------------------------------------------------------------
+
+
+async def test_group_commit_200_concurrent_writers(store):
+    results = {}
+
+    async with trio.open_nursery() as nursery:
+        await nursery.start(store.run)
+
+        async def one(i):
+            def put_txn(txn: Txn):
+                txn.put("meta", b"w" + keys.u64(i), {"i": i})
+                return i * 2
+
+            results[i] = await store.write(put_txn)
+
+        async with trio.open_nursery() as writers:
+            for i in range(200):
+                writers.start_soon(one, i)
+        await store.close_writes()
+
+    assert results == {i: i * 2 for i in range(200)}
+    with store.read() as txn:
+        assert [v["i"] for _, v in txn.scan("meta", prefix=b"w")] == list(range(200))
+    assert store.stats.writes == 200
+    assert store.stats.commits < 200, "concurrent writes should share commits"
+    assert sum(n for bound, n in store.stats.batch_buckets.items() if bound > 1) >= 1
+    assert sum(store.stats.batch_buckets.values()) == store.stats.commits
+
+
+async def test_failing_write_rolls_back_only_itself(store):
+    outcome = {}
+
+    async def one(i):
+        def put_txn(txn: Txn):
+            txn.put("meta", b"r" + keys.u64(i), i)
+            if i == 3:
+                raise ValueError("boom")
+            return i
+
+        try:
+            outcome[i] = await store.write(put_txn)
+        except ValueError as e:
+            outcome[i] = e
+
+    async with trio.open_nursery() as nursery:
+        for i in range(8):
+            nursery.start_soon(one, i)
+        await trio.testing.wait_all_tasks_blocked()  # all 8 queued before the writer starts
+        await nursery.start(store.run)
+        while len(outcome) < 8:
+            await trio.sleep(0.001)
+        await store.close_writes()
+
+    assert store.stats.commits == 1, "the 8 queued writes should form one batch"
+    assert isinstance(outcome.pop(3), ValueError)
+    assert outcome == {i: i for i in range(8) if i != 3}
+    with store.read() as txn:
+        present = {keys.read_u64(k, 1) for k, _ in txn.scan_raw("meta", prefix=b"r")}
+    assert present == {0, 1, 2, 4, 5, 6, 7}
+
+
+async def test_write_after_close_is_refused(store):
+    from chatd.core.errors import Unavailable
+
+    async with trio.open_nursery() as nursery:
+        await nursery.start(store.run)
+        await store.close_writes()
+    with pytest.raises(Unavailable):
+        await store.write(lambda txn: None)
+
+
+# -- format version -------------------------------------------------------------------------
+
+
+def test_format_version_written_and_newer_refused(tmp_path):
+    s = Store(tmp_path / "d")
+    with s.read() as txn:
+        assert txn.get("meta", b"format_version") == FORMAT_VERSION
+    s.write_now(lambda txn: txn.put("meta", b"format_version", FORMAT_VERSION + 1))
+    s.close()
+    with pytest.raises(StoreError) as e:
+        Store(tmp_path / "d")
+    msg = str(e.value)
+    assert f"format version {FORMAT_VERSION + 1}" in msg and "newer" in msg and str(tmp_path / "d") in msg
+    with pytest.raises(StoreError):
+        Store(tmp_path / "d", readonly=True)
+
+
+# -- durability under kill -9 ---------------------------------------------------------------
+
+
+@pytest.mark.deadline(40)
+async def test_kill_9_loses_no_acknowledged_write(tmp_path):
+    data = tmp_path / "data"
+    proc = await trio.lowlevel.open_process(
+        [sys.executable, "-m", "tests.helpers.burst_writer", str(data), "--tasks", "48"],
+        stdout=subprocess.PIPE, cwd=str(REPO),
+    )
+    buf = bytearray()
+    try:
+        while buf.count(b"\n") < 3000:
+            chunk = await proc.stdout.receive_some(65536)
+            assert chunk, "the writer exited early"
+            buf += chunk
+        proc.send_signal(signal.SIGKILL)  # mid-burst: 48 writers have writes queued or committing
+        while chunk := await proc.stdout.receive_some(65536):
+            buf += chunk
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+        await proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+
+    # Only complete lines: a key printed in part was acknowledged but we cannot tell which.
+    acked = [bytes.fromhex(line.decode()) for line in bytes(buf).split(b"\n")[:-1]]
+    assert len(acked) >= 3000
+
+    store = Store(data)
+    try:
+        with store.read() as txn:
+            stored = dict(txn.scan_raw("meta", prefix=b"burst:"))
+    finally:
+        store.close()
+    missing = [k for k in acked if k not in stored]
+    assert not missing, f"{len(missing)} acknowledged writes lost, e.g. {missing[:3]}"
+    for key, raw in stored.items():  # nothing partial: every stored record decodes and checks out
+        value = cbor2.loads(raw)
+        assert check_record(value), key
+        assert key == b"burst:" + value["n"].to_bytes(8, "big")
