@@ -1,13 +1,17 @@
-"""Domain events carried by the bus: facts about the core's records, in no dialect's shape."""
+"""Domain events carried by the bus: facts about the core's records, in no dialect's shape.
 
-from typing import Any
+Events are tagged structs so that those kept in a user's operations log can be
+stored and decoded again (`decode_event`).
+"""
+
+from typing import Any, Union
 
 import msgspec
 
-from .models import User
+from .models import Conversation, Message, User
 
 
-class Event(msgspec.Struct, frozen=True, kw_only=True):
+class Event(msgspec.Struct, frozen=True, kw_only=True, tag=True):
     pass
 
 
@@ -26,9 +30,85 @@ class SessionsRevoked(Event):
     session_ids: tuple[int, ...]
 
 
+class MessageCreated(Event):
+    message: Message
+
+
+class MessageEdited(Event):
+    message: Message
+    editor_id: int
+
+
+class MessagesDeleted(Event):
+    cid: int
+    ids: tuple[int, ...]
+    actor_id: int
+
+
+class MessagesRead(Event):
+    cid: int
+    ids: tuple[int, ...]
+    reader_id: int
+
+
+class Typing(Event):
+    cid: int
+    user_id: int
+    status: str | None = None
+
+
+class ConversationCreated(Event):
+    conversation: Conversation
+    participants: tuple[int, ...]
+    actor_id: int
+
+
+class ConversationUpdated(Event):
+    conversation: Conversation
+    participants: tuple[int, ...]
+    actor_id: int
+    added: tuple[int, ...] = ()
+    removed: tuple[int, ...] = ()
+
+
+class ConversationKicked(Event):
+    """Sent to the users removed from a conversation."""
+
+    conversation: Conversation
+    participants: tuple[int, ...]
+    actor_id: int
+
+
+class SystemMessage(Event):
+    """A transient application signal (not stored in history), to users or a conversation."""
+
+    id: str
+    from_id: int
+    created_at: int
+    cid: int | None = None
+    x: dict | None = None
+
+
+class PresenceChanged(Event):
+    user_id: int
+    online: bool
+    last_activity: int  # Unix ms
+
+
 class Custom(Event):
     """An event a dialect defines for its own clients only (rendered by that dialect alone)."""
 
     dialect: str
     name: str
     data: Any = None
+
+
+AnyEvent = Union[  # noqa: UP007 - msgspec needs a real Union of the tagged types
+    UserUpdated, UserDeleted, SessionsRevoked, MessageCreated, MessageEdited, MessagesDeleted,
+    MessagesRead, Typing, ConversationCreated, ConversationUpdated, ConversationKicked,
+    SystemMessage, PresenceChanged, Custom,
+]
+
+
+def decode_event(value) -> Event:
+    return msgspec.convert(value, AnyEvent)

@@ -6,6 +6,7 @@ and when a millisecond's 4096 sequence numbers run out it borrows the next
 millisecond.
 """
 
+import threading
 import time
 
 EPOCH_MS = 1_704_067_200_000  # 2024-01-01T00:00:00Z
@@ -34,17 +35,20 @@ class Snowflakes:
         self._clock = clock
         self._last_ms = 0
         self._sequence = 0
+        # Write functions running in the store's writer thread take ids too.
+        self._lock = threading.Lock()
 
     def next(self) -> int:
-        now = self._clock() // 1_000_000 - EPOCH_MS
-        if now > self._last_ms:
-            self._last_ms = now
-            self._sequence = 0
-        else:
-            self._sequence = (self._sequence + 1) & _SEQUENCE_MASK
-            if self._sequence == 0:
-                self._last_ms += 1
-        return (self._last_ms << _TIME_SHIFT) | (self._worker << SEQUENCE_BITS) | self._sequence
+        with self._lock:
+            now = self._clock() // 1_000_000 - EPOCH_MS
+            if now > self._last_ms:
+                self._last_ms = now
+                self._sequence = 0
+            else:
+                self._sequence = (self._sequence + 1) & _SEQUENCE_MASK
+                if self._sequence == 0:
+                    self._last_ms += 1
+            return (self._last_ms << _TIME_SHIFT) | (self._worker << SEQUENCE_BITS) | self._sequence
 
     def observe(self, snowflake: int) -> None:
         """Never issue an id at or below `snowflake` (called at start-up with the highest stored id)."""

@@ -10,12 +10,22 @@ import trio
 
 from ..config import Config
 from ..store import keys
+from ..store.blobs import Blobs
 from ..store.lmdb import Store
 from ..store.tables import ID_TABLES
 from .accounts import Accounts
+from .blocks import Blocks
 from .bus import Bus
+from .clock import now_ms
+from .contacts import Contacts
+from .conversations import Conversations
+from .files import Files
 from .ids import Snowflakes
+from .messages import Messages
+from .oplog import OpLog
 from .passwords import PasswordHasher
+from .presence import Presence
+from .push import Push
 from .sessions import Sessions
 
 log = logging.getLogger("chatd.core")
@@ -34,6 +44,23 @@ class Core:
             store, self.bus, self.ids,
             access_ttl=config.auth.access_token_ttl, refresh_ttl=config.auth.refresh_token_ttl,
         )
+        self.blocks = Blocks(store)
+        self.oplog = OpLog(store, self.bus)
+        self.presence = Presence(store, self.bus, self.blocks)
+        self.files = Files(
+            store, self.ids, Blobs(config.data_dir / "files"), public_url=config.server.public_url,
+            url_ttl=config.auth.file_url_ttl, max_size=config.limits.max_file_size,
+        )
+        self.push = Push(store, self.ids, lambda file: self.files.url(file, "download"))
+        self.contacts = Contacts(store, self.ids)
+        self.conversations = Conversations(store, self.bus, self.ids, self.oplog)
+        self.messages = Messages(store, self.bus, self.ids, self.oplog, self.conversations, self.push,
+                                 config.limits)
+        self.accounts.audience_of = self.conversations.contacts_of
+        self.accounts.delete_hooks += [
+            self.conversations.forget_user_txn, self.blocks.forget_user_txn, self.contacts.forget_user_txn,
+            self.oplog.forget_user_txn, self.push.forget_user_txn, self.sessions.revoke_all_txn,
+        ]
 
     def _observe_stored_ids(self) -> None:
         """Never reissue an id already stored, even if the clock went back since the last run."""
@@ -43,13 +70,20 @@ class Core:
                     self.ids.observe(keys.read_u64(key))
 
     async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
-        """Background jobs: prune expired sessions (and whatever services add)."""
-        task_status.started()
-        while True:
-            await trio.sleep(self.config.retention.prune_interval)
-            try:
-                removed = await self.sessions.prune_expired()
-                if removed:
-                    log.info("pruned expired sessions", extra={"fields": {"count": removed}})
-            except Exception:
-                log.exception("pruning failed")
+        """Background jobs: persisting last activity, pruning expired sessions and old op-log entries."""
+        async with trio.open_nursery() as nursery:
+            await nursery.start(self.presence.run)
+            task_status.started()
+            while True:
+                await trio.sleep(self.config.retention.prune_interval)
+                await self.prune()
+
+    async def prune(self) -> None:
+        try:
+            sessions = await self.sessions.prune_expired()
+            cutoff = now_ms() - int(self.config.retention.oplog_days * 86_400_000)
+            ops = await self.oplog.prune(cutoff)
+            if sessions or ops:
+                log.info("pruned", extra={"fields": {"sessions": sessions, "oplog": ops}})
+        except Exception:
+            log.exception("pruning failed")
