@@ -25,14 +25,22 @@ Public API::
   blocking. Each session has a bounded outbound queue; when it is full the
   session is closed with reason ``"slow consumer"`` (the client reconnects).
   ``encode_message(data)`` encodes once for ``send_encoded`` to many sessions.
+- ``session.sid``, ``session.info`` (``HandshakeInfo``: headers, query,
+  remote address of the opening request), ``session.transport``;
+  ``server.sessions`` maps sid → open session.
 - ``session.close(reason)`` closes the session; the queued packets are still
   flushed (polling: followed by a close packet ``1``; WebSocket: close frame).
 - Close reasons passed to ``session.close_reason``: ``"transport close"``
   (client went away or sent ``1``), ``"transport error"``, ``"parse error"``,
-  ``"ping timeout"``, ``"slow consumer"``, ``"server shutting down"``, or what
-  the app passed to ``close``.
+  ``"ping timeout"``, ``"slow consumer"``, ``"server shutting down"``,
+  ``"server error"`` (the app raised), ``"server close"`` (the app returned),
+  or what the app passed to ``close``.
 - Cancelling ``run`` closes every session (WebSocket close code 1001), gives
   them ``shutdown_timeout`` seconds to flush, then cancels what is left.
+
+WebSocket frames over ``max_payload`` close the session with code 1009. Set
+hypercorn's ``websocket_max_message_size`` to at least ``max_payload``, since
+hypercorn drops larger frames before they reach this server.
 
 Inbound messages go through a bounded queue of ``inbound_queue_size``: an app
 that does not read applies back-pressure on the client (POST waits, the
@@ -49,6 +57,7 @@ from __future__ import annotations
 import base64
 import binascii
 import logging
+import math
 import secrets
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -80,6 +89,10 @@ logger = logging.getLogger(__name__)
 
 PROTOCOL_VERSION = "4"
 RECORD_SEPARATOR = "\x1e"
+
+# While an upgrade is under way the client waits for its pending poll to end before it
+# sends ``5``, so polls are answered with a noop after at most this long.
+_UPGRADE_POLL_WAIT = 0.1
 
 WS_NORMAL = 1000
 WS_GOING_AWAY = 1001
@@ -437,9 +450,8 @@ class EngineIOServer:
             return self._error(UNKNOWN_SID, cors)
         if session._transport != "polling":
             return self._error(BAD_REQUEST, cors)
-        if session._upgrading:
-            return self._payload_response([encode_packet(Packet(PacketType.NOOP))], cors)
-        with trio.CancelScope() as scope:
+        deadline = trio.current_time() + _UPGRADE_POLL_WAIT if session._upgrading else math.inf
+        with trio.CancelScope(deadline=deadline) as scope:
             session._poll_scope = scope
             try:
                 batch = await session._take_batch()

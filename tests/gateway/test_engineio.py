@@ -336,6 +336,18 @@ async def test_websocket_refusals():
                 assert getattr(refused.value, "status_code", None) == 400
 
 
+async def test_websocket_origin_refused():
+    with trio.fail_after(5):
+        async with serving(make_server(Recorder(), cors_allowed_origins=["https://ok.example"])) as srv:
+            url = srv.ws_url + "?EIO=4&transport=websocket"
+            with pytest.raises(Exception) as refused:
+                async with open_websocket_url(url, extra_headers=[(b"Origin", b"https://evil.example")]):
+                    pass
+            assert getattr(refused.value, "status_code", None) == 403
+            async with open_websocket_url(url, extra_headers=[(b"Origin", b"https://ok.example")]) as ws:
+                assert (await ws.get_message())[0] == "0"
+
+
 async def test_upgrade_from_polling(http):
     app = Recorder()
     with trio.fail_after(5):
@@ -357,6 +369,9 @@ async def test_upgrade_from_polling(http):
                     while not pending:
                         await trio.sleep(0.01)
                     assert pending[0].text == "6"
+                    with trio.fail_after(1):
+                        r = await http.get(srv.url, params=poll_params(sid))
+                    assert r.text == "6"
                     assert session.transport == "polling"
                     await ws.send_message("5")
                     await ws.send_message("4over ws")
