@@ -24,6 +24,9 @@ TEST_DEFAULTS = {
     "auth": {"argon2_cost": "min"},
     "log": {"access_log": False},
 }
+# Dialects are opt-in in tests: `make_config(tmp_path, dialects={"sama": {"enabled": True}})`.
+# Foundation tests then run without any dialect, and a dialect's tests load only that dialect.
+TEST_DEFAULTS["dialects"] = {name: {"enabled": False} for name in config_mod.DIALECTS}
 
 
 def _toml_value(value) -> str:
@@ -56,7 +59,8 @@ def to_toml(sections: dict) -> str:
 
 def config_sections(tmp_path: Path, **sections) -> dict:
     """The test defaults merged with per-section overrides (dicts), as plain data."""
-    merged = {name: dict(values) for name, values in TEST_DEFAULTS.items()}
+    merged = {name: dict(values) for name, values in TEST_DEFAULTS.items() if name != "dialects"}
+    merged["dialects"] = {name: dict(values) for name, values in TEST_DEFAULTS["dialects"].items()}
     merged.setdefault("storage", {})["data_dir"] = str(Path(tmp_path) / "data")
     for name, values in sections.items():
         if name == "dialects":
