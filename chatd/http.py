@@ -69,4 +69,7 @@ def create_app(server) -> QuartTrio:
         )
         return Response(text, content_type="text/plain; version=0.0.4")
 
+    from .files_http import blueprint as files_blueprint
+
+    app.register_blueprint(files_blueprint(server.core))
     return app

@@ -85,6 +85,9 @@ class Server:
                     )
                     http_port = int(binds[0].rsplit(":", 1)[1])
                     gateway_port = await services.start(self.gateway.run)
+                    if config.server.port == 0:
+                        # "Any free port": links the server hands out must name the port it got.
+                        self.core.files.public_url = f"http://{config.server.listen}:{http_port}"
                     log.info("listening", extra={"fields": {"http": http_port, "websocket": gateway_port,
                                                             "data": str(config.data_dir)}})
                     task_status.started(Listening(http_port, gateway_port))

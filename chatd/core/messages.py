@@ -161,14 +161,16 @@ class Messages:
                     break
         return out
 
-    def read_marks(self, viewer: int, cid: int) -> int:
-        """The highest message id any participant other than the viewer has read."""
-        best = 0
+    def read_marks(self, cid: int) -> dict[int, int]:
+        """Each participant's read watermark: the highest message id they have read."""
         with self.store.read() as txn:
-            for key, member in txn.scan("convuserid_member", Member, prefix=keys.u64(cid)):
-                if keys.read_pair(key)[1] != viewer:
-                    best = max(best, member.last_read)
-        return best
+            return {keys.read_pair(key)[1]: member.last_read
+                    for key, member in txn.scan("convuserid_member", Member, prefix=keys.u64(cid))}
+
+    @staticmethod
+    def is_read(msg: Message, marks: dict[int, int]) -> bool:
+        """Whether someone other than the author has read the message."""
+        return any(mark >= msg.id for uid, mark in marks.items() if uid != msg.author_id)
 
     def get(self, viewer: int, mid: int) -> Message:
         with self.store.read() as txn:

@@ -1,0 +1,142 @@
+"""One SAMA WebSocket connection: parse frames, dispatch operations, render events.
+
+Frames are `{request: {<op>: {...}, id}}` (answered `{response: {id, ...}}`),
+or the bare packets `message`, `typing` and `system_message`. Errors are
+`{response: {id, error: {status, message}}}`; a frame that is not JSON gets a
+400 with no id. Nothing a client sends can close another connection.
+"""
+
+import logging
+
+import msgspec
+
+from ...core import events as ev
+from ...core.errors import ChatdError, RateLimited, Unauthorized
+from ...gateway.session import CLOSE_POLICY, Connection
+from . import ops_account, ops_chat, ops_extras, wire
+from .errors import BadFormat, error_body
+
+log = logging.getLogger("chatd.sama")
+
+_frame_decoder = msgspec.json.Decoder(wire.Frame)
+_encode = msgspec.json.Encoder().encode
+
+OPERATIONS = {**ops_account.OPERATIONS, **ops_chat.OPERATIONS, **ops_extras.OPERATIONS}
+PUBLIC = {"user_create", "user_login", "connect", "ping"}
+
+
+def encode(packet: dict) -> str:
+    return _encode(packet).decode()
+
+
+class SamaSession:
+    def __init__(self, conn: Connection, core, settings):
+        self.conn = conn
+        self.core = core
+        self.settings = settings
+        self.user_id: int | None = None
+        self.session_id: int | None = None
+        self.device_id: str | None = None
+        self.watching: set[int] = set()
+
+    # -- sending --------------------------------------------------------------------------------
+
+    def send(self, packet: dict) -> None:
+        self.conn.send(encode(packet))
+
+    def reply_error(self, request_id, exc: BaseException) -> None:
+        response = {"error": error_body(exc)}
+        if request_id is not None:
+            response = {"id": request_id, **response}
+        self.send({"response": response})
+
+    def require_login(self) -> int:
+        if self.user_id is None:
+            raise Unauthorized("not logged in: send connect first")
+        return self.user_id
+
+    def bind(self, user_id: int, session_id: int | None, device_id: str | None) -> None:
+        """Attach this connection to a logged-in user (after connect or user_login)."""
+        limit = self.core.config.limits.max_connections_per_user
+        if self.user_id != user_id and self.core.bus.connections(user_id) >= limit:
+            raise RateLimited(f"at most {limit} connections per user")
+        self.unbind()
+        self.user_id, self.session_id, self.device_id = user_id, session_id, device_id
+        self.conn.subscribe(user_id)
+
+    def unbind(self) -> None:
+        if self.user_id is not None:
+            for uid in self.watching:
+                self.core.presence.unwatch(self.user_id, uid)
+        self.watching.clear()
+        self.conn.unsubscribe()
+        self.user_id = self.session_id = self.device_id = None
+
+    # -- Handler protocol -----------------------------------------------------------------------
+
+    async def on_message(self, data) -> None:
+        request_id = None
+        try:
+            self.conn.check_rate()
+            try:
+                frame = _frame_decoder.decode(data)
+            except (msgspec.DecodeError, msgspec.ValidationError):
+                raise BadFormat("the frame is not a JSON object in the SAMA format") from None
+            if frame.request is not None:
+                request_id = frame.request.get("id")
+                await self._request(frame.request)
+            elif frame.message is not None:
+                await ops_chat.send_message(self, frame.message)
+            elif frame.typing is not None:
+                ops_chat.typing(self, frame.typing)
+            elif frame.system_message is not None:
+                await ops_chat.system_message(self, frame.system_message)
+            else:
+                raise BadFormat("expected request, message, typing or system_message")
+        except (ChatdError, BadFormat, msgspec.ValidationError) as exc:
+            self.reply_error(request_id, exc)
+        except Exception as exc:
+            log.exception("sama frame failed")
+            self.reply_error(request_id, exc)
+
+    async def _request(self, request: dict) -> None:
+        request_id = request.get("id")
+        if not isinstance(request_id, str | int) or isinstance(request_id, bool):
+            raise BadFormat("request.id must be a string")
+        names = [k for k in request if k != "id"]
+        if len(names) != 1:
+            raise BadFormat("a request names exactly one operation")
+        name = names[0]
+        op = OPERATIONS.get(name)
+        if op is None:
+            raise BadFormat(f"unknown operation {name!r}")
+        if name not in PUBLIC:
+            self.require_login()
+        result = await op(self, request[name])
+        self.send({"response": {"id": request_id, **result}})
+
+    def render(self, envelope):
+        event = envelope.event
+        if isinstance(event, ev.SessionsRevoked):
+            if self.session_id in event.session_ids:
+                self.conn.close_soon(CLOSE_POLICY, "session ended")
+            return None
+        if isinstance(event, ev.PresenceChanged):
+            if event.user_id not in self.watching:
+                return None
+            return envelope.rendered("sama", lambda e: encode(
+                {"last_activity": {str(e.user_id): "online" if e.online else 0}}))
+        if isinstance(event, wire.SHARED):
+            return envelope.rendered("sama", self._render_shared)
+        packet = wire.event(event, self.user_id, self._users)
+        return encode(packet) if packet is not None else None
+
+    def _render_shared(self, event):
+        packet = wire.event(event, self.user_id, self._users)
+        return encode(packet) if packet is not None else None
+
+    def _users(self, ids) -> dict:
+        return {u.id: u for u in self.core.accounts.get_many([i for i in ids if i is not None])}
+
+    async def on_close(self) -> None:
+        self.unbind()
