@@ -1,6 +1,7 @@
 """Shared fixtures: a real chatd server on 127.0.0.1 (any free ports), a temp data dir, real clients.
 
-- `config(tmp_path)`: `make_config(tmp_path)` (see tests/helpers).
+- `config(tmp_path)`: `make_config(tmp_path)` (see tests/helpers); override sections per test with
+  `@pytest.mark.config(limits={"outbound_queue": 8})`.
 - `server(nursery, config)`: a running `chatd.server.Server`, with `http_url` and `ws_url`.
 - `http(server)`: an `httpx.AsyncClient` with `base_url=server.http_url`.
 
@@ -38,6 +39,7 @@ def _run_with_deadline(seconds: float):
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "deadline(seconds): time limit for one async test (default 20 s)")
+    config.addinivalue_line("markers", "config(**sections): overrides for the `config` fixture, as for make_config")
 
 
 def pytest_collection_modifyitems(config, items):
@@ -52,8 +54,10 @@ def pytest_collection_modifyitems(config, items):
 
 
 @pytest.fixture
-def config(tmp_path):
-    return make_config(tmp_path)
+def config(tmp_path, request):
+    """`make_config(tmp_path)`, with overrides from `@pytest.mark.config(limits={...}, ...)` if any."""
+    marker = request.node.get_closest_marker("config")
+    return make_config(tmp_path, **(marker.kwargs if marker else {}))
 
 
 @pytest.fixture
