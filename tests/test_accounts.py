@@ -173,6 +173,38 @@ async def test_session_for_deleted_user_refused(server):
         await server.core.sessions.create(user.id, "phone")
 
 
+async def test_deleting_a_user_ends_their_sessions(server):
+    user = await server.core.accounts.create("kim")
+    issued = await server.core.sessions.create(user.id, "phone")
+    await server.core.accounts.delete(user.id)
+    with pytest.raises(Unauthorized):
+        server.core.sessions.authenticate(issued.access_token)
+    with pytest.raises(Unauthorized):
+        await server.core.sessions.refresh(issued.refresh_token)
+    assert server.core.accounts.by_login("kim") is None
+    await server.core.accounts.create("KIM")  # the login is free again
+
+
+@pytest.mark.xfail(strict=True, reason="BUG chatd/core/sessions.py Sessions.refresh: the refresh token is "
+                   "checked in a read transaction before the write, so two concurrent refreshes both succeed")
+async def test_refresh_token_spent_once_under_concurrency(server):
+    sessions = server.core.sessions
+    user = await server.core.accounts.create("leo")
+    first = await sessions.create(user.id, "phone")
+    results = []
+
+    async def refresh():
+        try:
+            results.append(await sessions.refresh(first.refresh_token))
+        except Unauthorized as e:
+            results.append(e)
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(refresh)
+        nursery.start_soon(refresh)
+    assert sum(isinstance(r, Unauthorized) for r in results) == 1
+
+
 def _all_bytes(directory: Path) -> bytes:
     return b"".join(p.read_bytes() for p in sorted(Path(directory).rglob("*")) if p.is_file())
 

@@ -186,3 +186,15 @@ async def test_sigint_default_run_command(tmp_path):
     async with await start_subprocess_server(tmp_path) as srv:
         srv.send_signal(signal.SIGINT)
         assert await srv.wait(10) == 0
+
+
+@pytest.mark.xfail(strict=True, reason="BUG chatd/store/lmdb.py Store.__init__ (readonly, used by restore's "
+                   "format check): a backup lacking a table added since raises lmdb.NotFoundError: traceback")
+def test_restore_backup_from_older_version(tmp_path):
+    from tests.test_store import _older_env
+
+    backup = tmp_path / "old-backup"
+    _older_env(backup)
+    path = write_config(tmp_path)
+    r = run_cli("restore", "--config", path, backup)
+    assert r.returncode == 0, r.stderr[-300:]
