@@ -53,7 +53,7 @@ def render(*, uptime: float, http: HttpStats, gateways: dict, bus, writer) -> st
     for name, stats in gateways.items():
         _line(out, "chatd_frames_sent_total", stats.frames_sent, {"gateway": name})
     _head(out, "chatd_slow_consumers_dropped_total", "counter", "Connections closed because their outbound queue was full.")
-    _line(out, "chatd_slow_consumers_dropped_total", bus.dropped_slow + sum(s.slow_consumers for s in gateways.values()))
+    _line(out, "chatd_slow_consumers_dropped_total", sum(s.slow_consumers for s in gateways.values()))
     _head(out, "chatd_events_published_total", "counter", "Domain events published on the bus.")
     _line(out, "chatd_events_published_total", bus.position)
     _head(out, "chatd_events_delivered_total", "counter", "Events queued to subscribed sessions.")

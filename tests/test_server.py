@@ -267,13 +267,11 @@ def _conn_of(server, ws):
     """The server-side Connection of a client WebSocket (matched by the client's local port)."""
     local_port = ws.local.port
     for conn in server.gateway.connections:
-        if conn.transport.ws.remote.port == local_port:
+        if conn.transport.remote_port == local_port:
             return conn
     raise LookupError(local_port)
 
 
-@pytest.mark.xfail(strict=True, reason="BUG chatd/metrics.py: chatd_slow_consumers_dropped_total adds "
-                   "bus.dropped_slow and GatewayStats.slow_consumers, which count the same drop twice")
 @pytest.mark.config(limits={"outbound_queue": 8})
 async def test_one_slow_consumer_counts_once_in_metrics(server, http):
     async with open_websocket_url(server.ws_url + "/health") as ws:
