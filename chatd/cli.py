@@ -56,6 +56,47 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    try:
+        return _main(args)
+    except BaseExceptionGroup as group:
+        # Errors raised inside trio.run arrive wrapped; report the one that matters as if it were bare.
+        leaf = _single_leaf(group)
+        if leaf is None:
+            raise
+        try:
+            raise leaf
+        except (config_mod.ConfigError, StoreError, Fatal, ChatdError, OSError, KeyboardInterrupt):
+            return _main_error(leaf)
+
+
+def _single_leaf(group: BaseExceptionGroup) -> BaseException | None:
+    leaves = []
+
+    def walk(e):
+        if isinstance(e, BaseExceptionGroup):
+            for sub in e.exceptions:
+                walk(sub)
+        else:
+            leaves.append(e)
+
+    walk(group)
+    return leaves[0] if len(leaves) == 1 else None
+
+
+def _main_error(e: BaseException) -> int:
+    if isinstance(e, KeyboardInterrupt):
+        return 130
+    if isinstance(e, ChatdError):
+        print(f"chatd: {e.message}", file=sys.stderr)
+        return 1
+    if isinstance(e, OSError) and not isinstance(e, Fatal):
+        print(f"chatd: {e.strerror or e} (is another server using the port?)", file=sys.stderr)
+        return EXIT_USAGE
+    print(f"chatd: {e}", file=sys.stderr)
+    return EXIT_USAGE
+
+
+def _main(args) -> int:
     command = args.command or "run"
     try:
         config = config_mod.load(args.config or "config.toml")
@@ -73,14 +114,8 @@ def main(argv: list[str] | None = None) -> int:
             with data_lock(config):
                 restore(config, Path(args.source), force=args.force)
         return 0
-    except (config_mod.ConfigError, StoreError, Fatal) as e:
-        print(f"chatd: {e}", file=sys.stderr)
-        return EXIT_USAGE
-    except ChatdError as e:
-        print(f"chatd: {e.message}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        return 130
+    except (config_mod.ConfigError, StoreError, Fatal, ChatdError, OSError, KeyboardInterrupt) as e:
+        return _main_error(e)
 
 
 async def _run_server(config) -> None:

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 DIALECTS = ("sama", "sockchat", "revolt", "groups", "admin")
+# Where each dialect's HTTP routes are mounted unless the config says otherwise (their paths clash).
+DEFAULT_PREFIX = {"revolt": "/revolt", "groups": "/groups"}
 
 
 class ConfigError(Exception):
@@ -37,7 +39,7 @@ class ServerConfig:
 @dataclass(frozen=True)
 class StorageConfig:
     data_dir: str = "data"
-    map_size_mb: int = _rule(1024, min=16, max=1 << 24)
+    map_size_mb: int = _rule(4096, min=16, max=1 << 24)
     commit_batch: int = _rule(256, min=1, max=10000)
 
 
@@ -102,7 +104,7 @@ class Config:
         return p if p.is_absolute() else (self.path.parent / p).resolve()
 
     def dialect(self, name: str) -> DialectConfig:
-        return self.dialects.get(name, DialectConfig())
+        return self.dialects.get(name) or DialectConfig(prefix=DEFAULT_PREFIX.get(name, ""))
 
 
 _SECTIONS = {
@@ -160,7 +162,7 @@ def _build_dialect(name: str, table, file: str) -> DialectConfig:
     if not isinstance(table, dict):
         raise ConfigError(f"{file}: [dialects.{name}] must be a table")
     enabled = table.get("enabled", True)
-    prefix = table.get("prefix", "")
+    prefix = table.get("prefix", DEFAULT_PREFIX.get(name, ""))
     if not isinstance(enabled, bool):
         raise ConfigError(f"{file}: dialects.{name}.enabled: expected bool, got {enabled!r}")
     if not isinstance(prefix, str) or (prefix and (not prefix.startswith("/") or prefix.endswith("/"))):

@@ -104,9 +104,9 @@ class Server:
                             await trio.sleep(0.02)
                     services.cancel_scope.cancel()
                 await self.store.close_writes()
+            log.info("stopped")
         finally:
             self.store.close()
-            log.info("stopped")
 
 
 

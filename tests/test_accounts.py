@@ -87,8 +87,6 @@ async def test_expired_token_refused(server):
         sessions.authenticate(issued.access_token)
 
 
-@pytest.mark.xfail(strict=True, reason="BUG chatd/core/sessions.py Sessions.create: a float ttl stores a float "
-                   "expires_at that msgspec then refuses to read back (ValidationError, not Unauthorized)")
 async def test_fractional_ttl_gives_a_readable_session(server):
     sessions = server.core.sessions
     user = await server.core.accounts.create("erin2")
@@ -185,8 +183,6 @@ async def test_deleting_a_user_ends_their_sessions(server):
     await server.core.accounts.create("KIM")  # the login is free again
 
 
-@pytest.mark.xfail(strict=True, reason="BUG chatd/core/sessions.py Sessions.refresh: the refresh token is "
-                   "checked in a read transaction before the write, so two concurrent refreshes both succeed")
 async def test_refresh_token_spent_once_under_concurrency(server):
     sessions = server.core.sessions
     user = await server.core.accounts.create("leo")

@@ -119,8 +119,6 @@ async def test_backup_while_running_and_writing_then_restore(tmp_path, nursery):
         server.stop()
 
 
-@pytest.mark.xfail(strict=True, reason="BUG chatd/cli.py main: the Conflict raised inside trio.run arrives "
-                   "wrapped in an ExceptionGroup, so `except ChatdError` misses it: traceback, exit 1")
 def test_admin_create_user_taken_login_is_one_line(tmp_path):
     path = write_config(tmp_path)
     assert run_cli("admin", "create-user", "Alice", "--password", "x", "--config", path).returncode == 0
@@ -143,8 +141,6 @@ def test_newer_format_refused_by_admin_commands(tmp_path):
     assert len(r.stderr.splitlines()) == 1 and "newer" in r.stderr and "Traceback" not in r.stderr
 
 
-@pytest.mark.xfail(strict=True, reason="BUG chatd/cli.py main: StoreError raised inside trio.run arrives "
-                   "wrapped in an ExceptionGroup, so `chatd --config` prints a traceback and exits 1")
 def test_newer_format_refused_by_server_start(tmp_path):
     path = write_config(tmp_path)
     _newer_format(tmp_path / "data")
@@ -153,8 +149,6 @@ def test_newer_format_refused_by_server_start(tmp_path):
     assert len(r.stderr.splitlines()) == 1 and "newer" in r.stderr
 
 
-@pytest.mark.xfail(strict=True, reason="BUG chatd/cli.py main: OSError (port in use) from the listeners "
-                   "is not caught: traceback and exit 1 instead of one line and exit 2")
 def test_port_in_use_is_one_line(tmp_path):
     import socket
 
@@ -188,8 +182,6 @@ async def test_sigint_default_run_command(tmp_path):
         assert await srv.wait(10) == 0
 
 
-@pytest.mark.xfail(strict=True, reason="BUG chatd/store/lmdb.py Store.__init__ (readonly, used by restore's "
-                   "format check): a backup lacking a table added since raises lmdb.NotFoundError: traceback")
 def test_restore_backup_from_older_version(tmp_path):
     from tests.test_store import _older_env
 

@@ -101,8 +101,6 @@ def _flat(d: dict, prefix=""):
             yield f"{prefix}{k}", v
 
 
-@pytest.mark.xfail(strict=True, reason="BUG config.toml says storage.map_size_mb = 4096 is the default; "
-                   "chatd/config.py StorageConfig.map_size_mb defaults to 1024")
 def test_repo_config_documents_the_real_defaults(tmp_path):
     """config.toml says its values are the defaults (unless marked): an empty config must agree."""
     documented = dict(_flat(config_mod.to_dict(config_mod.load(REPO_CONFIG))))

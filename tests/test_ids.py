@@ -72,8 +72,6 @@ def test_observe_a_later_id_from_storage():
     assert gen.next() > nxt
 
 
-@pytest.mark.xfail(strict=True, reason="BUG chatd/core/ids.py Snowflakes.observe: ignores an id in the "
-                   "current millisecond with a higher sequence, then reissues ids <= it")
 def test_observe_an_id_in_the_same_millisecond():
     clock = FakeClock(T0)
     gen = Snowflakes(0, clock=clock)

@@ -157,8 +157,6 @@ async def test_idle_timeout_closes_a_silent_connection(server):
         assert (await probe(alive))["status"] == "ok"
 
 
-@pytest.mark.xfail(strict=True, reason="chatd/gateway/session.py Connection.run: a RateLimited escaping a "
-                   "handler closes the connection with 1000 (normal) and no reason; 1008 + reason expected")
 @pytest.mark.config(limits={"rate_per_second": 0.1, "rate_burst": 2})
 async def test_rate_limited_connection_closed_with_a_reason(server):
     async with open_websocket_url(server.ws_url + "/health") as ws:

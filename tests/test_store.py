@@ -285,9 +285,6 @@ async def test_kill_9_loses_no_acknowledged_write(tmp_path):
         assert key == b"burst:" + value["n"].to_bytes(8, "big")
 
 
-@pytest.mark.xfail(strict=True, reason="BUG chatd/store/lmdb.py Store.__init__: with readonly=True the table "
-                   "handles are opened inside a read transaction and are invalid afterwards "
-                   "(lmdb.InvalidParameterError on every read)")
 def test_readonly_store_can_read(tmp_path):
     Store(tmp_path / "d").close()
     ro = Store(tmp_path / "d", readonly=True)
@@ -302,6 +299,7 @@ def _older_env(path, tables=(b"meta", b"userid_user")):
     """An environment as an older chatd wrote it: fewer tables, same format version."""
     import lmdb
 
+    (path / "db").mkdir(parents=True, exist_ok=True)
     env = lmdb.open(str(path / "db"), max_dbs=16, subdir=True)
     with env.begin(write=True) as txn:
         dbs = {name: env.open_db(name, txn=txn) for name in tables}

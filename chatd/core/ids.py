@@ -53,6 +53,8 @@ class Snowflakes:
     def observe(self, snowflake: int) -> None:
         """Never issue an id at or below `snowflake` (called at start-up with the highest stored id)."""
         ms = snowflake >> _TIME_SHIFT
-        if ms > self._last_ms:
-            self._last_ms = ms
-            self._sequence = snowflake & _SEQUENCE_MASK
+        sequence = snowflake & _SEQUENCE_MASK
+        with self._lock:
+            if ms > self._last_ms or (ms == self._last_ms and sequence > self._sequence):
+                self._last_ms = ms
+                self._sequence = sequence

@@ -54,7 +54,7 @@ class Sessions:
         now = now_ms()
         session = Session(
             id=self.ids.next(), user_id=user_id, device_id=device_id, token_hash=token_hash(access),
-            created_at=now, expires_at=now + (ttl * 1000 if ttl else self.access_ttl_ms),
+            created_at=now, expires_at=now + (int(ttl * 1000) if ttl else self.access_ttl_ms),
             refresh_hash=token_hash(refresh_token) if refresh_token else None,
             refresh_expires_at=now + self.refresh_ttl_ms if refresh_token else 0, dialect=dialect,
         )
@@ -119,17 +119,36 @@ class Sessions:
             return txn.get("sessionid_session", keys.u64(session_id), Session)
 
     async def refresh(self, refresh_token, device_id: str | None = None) -> Issued:
-        """Trade a refresh token for a new session on the same device (the old one ends)."""
-        if not isinstance(refresh_token, str) or not refresh_token:
+        """Trade a refresh token for a new session on the same device (the old one ends).
+
+        The token is checked and spent in one write transaction, so it works once only.
+        """
+        if not isinstance(refresh_token, str) or not refresh_token or len(refresh_token) > 512:
             raise Unauthorized("missing refresh token")
-        with self.store.read() as txn:
+        access, new_refresh, now = new_token(), new_token(), now_ms()
+        new_id = self.ids.next()
+
+        def refresh_txn(txn: Txn) -> Session:
             raw = txn.get_raw("refreshhash_sessionid", token_hash(refresh_token))
-            session = txn.get("sessionid_session", raw, Session) if raw else None
-        if session is None or session.refresh_expires_at <= now_ms():
-            raise Unauthorized("unknown, expired or revoked refresh token")
-        if device_id is not None and device_id.casefold() != session.device_id.casefold():
-            raise Unauthorized("refresh token belongs to another device")
-        return await self.create(session.user_id, session.device_id, dialect=session.dialect)
+            old = txn.get("sessionid_session", raw, Session) if raw else None
+            if old is None or old.refresh_expires_at <= now:
+                raise Unauthorized("unknown, expired or revoked refresh token")
+            if device_id is not None and device_id.casefold() != old.device_id.casefold():
+                raise Unauthorized("refresh token belongs to another device")
+            self._delete_txn(txn, old.id)
+            session = Session(
+                id=new_id, user_id=old.user_id, device_id=old.device_id, token_hash=token_hash(access),
+                created_at=now, expires_at=now + self.access_ttl_ms, refresh_hash=token_hash(new_refresh),
+                refresh_expires_at=now + self.refresh_ttl_ms, dialect=old.dialect,
+            )
+            self._put_txn(txn, session)
+            txn.put_raw("useriddevice_sessionid", keys.u64(old.user_id) + old.device_id.casefold().encode(),
+                        keys.u64(session.id))
+            return session, old.id
+
+        session, old_id = await self.store.write(refresh_txn)
+        self.bus.publish(SessionsRevoked(user_id=session.user_id, session_ids=(old_id,)), [session.user_id])
+        return Issued(session, access, new_refresh)
 
     async def revoke(self, session_id: int) -> None:
         session = await self.store.write(lambda txn: self._delete_txn(txn, session_id))

@@ -108,7 +108,8 @@ class Connection:
         except* TransportClosed:
             pass
         except* RateLimited:
-            pass
+            self.close_code = self.close_code or CLOSE_POLICY
+            self.close_reason = self.close_reason or "rate limit exceeded"
         except* Exception:
             log.exception("connection failed")
             self.close_code = self.close_code or CLOSE_INTERNAL

@@ -189,12 +189,25 @@ class Store:
             )
         except lmdb.Error as e:
             raise StoreError(f"cannot open the LMDB environment in {self.path / 'db'}: {e}") from None
-        with self.env.begin(write=not readonly) as txn:
-            self._dbs = {name: self.env.open_db(name.encode(), txn=txn, create=not readonly) for name in TABLES}
-            self._check_format(Txn(txn, self._dbs), readonly)
+        self._dbs = {}
+        if readonly:
+            # Handles opened inside a read transaction die with it, so each is opened on its own.
+            # Older data may lack tables added since; those are simply absent.
+            for name in TABLES:
+                try:
+                    self._dbs[name] = self.env.open_db(name.encode(), create=False)
+                except lmdb.NotFoundError:
+                    pass
+            with self.env.begin() as txn:
+                self._check_format(Txn(txn, self._dbs), readonly)
+        else:
+            with self.env.begin(write=True) as txn:
+                for name in TABLES:
+                    self._dbs[name] = self.env.open_db(name.encode(), txn=txn, create=True)
+                self._check_format(Txn(txn, self._dbs), readonly)
 
     def _check_format(self, txn: Txn, readonly: bool) -> None:
-        version = txn.get("meta", b"format_version")
+        version = txn.get("meta", b"format_version") if "meta" in self._dbs else None
         if version is None:
             if not readonly:
                 txn.put("meta", b"format_version", FORMAT_VERSION)
