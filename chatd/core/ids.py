@@ -15,6 +15,7 @@ SEQUENCE_BITS = 12
 MAX_WORKER = (1 << WORKER_BITS) - 1
 _SEQUENCE_MASK = (1 << SEQUENCE_BITS) - 1
 _TIME_SHIFT = WORKER_BITS + SEQUENCE_BITS
+MAX_ID = (1 << 63) - 1  # ids fit a signed 64-bit integer, as most clients' JSON parsers need
 
 
 def timestamp_ms(snowflake: int) -> int:

@@ -7,6 +7,8 @@ from .errors import Invalid
 _EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,190}$")
 _PHONE_STRIP = re.compile(r"[\s\-().]")
 _PHONE = re.compile(r"^\+?[0-9]{3,20}$")
+_CONTROL = re.compile(r"[\x00-\x1f]")
+_CONTROL_BUT_LINES = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")  # tab, LF and CR allowed
 
 
 def text(value, field: str, *, max_len: int, min_len: int = 1, allow_newlines: bool = True) -> str:
@@ -14,7 +16,7 @@ def text(value, field: str, *, max_len: int, min_len: int = 1, allow_newlines: b
         raise Invalid(f"{field} must be a string", field=field)
     if not (min_len <= len(value) <= max_len):
         raise Invalid(f"{field} must be {min_len} to {max_len} characters", field=field)
-    if any(ord(c) < 32 and not (allow_newlines and c in "\n\t") for c in value):
+    if (_CONTROL_BUT_LINES if allow_newlines else _CONTROL).search(value):
         raise Invalid(f"{field} contains control characters", field=field)
     return value
 

@@ -11,8 +11,8 @@ import msgspec
 
 from ...core import events as ev
 from ...core.errors import NotFound
+from ...core.ids import MAX_ID
 from ...core.models import Conversation, Message, User
-from ...store.keys import MAX_U64
 from .errors import BadFormat
 
 Id = str | int
@@ -26,7 +26,7 @@ def parse_id(value, kind: str = "object") -> int:
         n = int(value)
     except ValueError:
         raise NotFound(f"{kind} not found") from None
-    if not 0 < n < MAX_U64:
+    if not 0 < n <= MAX_ID:
         raise NotFound(f"{kind} not found")
     return n
 
