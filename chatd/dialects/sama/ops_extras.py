@@ -94,10 +94,10 @@ async def create_files(s, body) -> dict:
 
 
 async def get_file_urls(s, body) -> dict:
-    """request get_file_urls {file_ids} → signed, expiring download URLs"""
+    """request get_file_urls {file_ids} → signed, expiring download URLs, in the order asked"""
     ids = parse_ids(get(obj(body), "file_ids", list, required=True), "file", limit=50)
     files = s.core.files.get_for(s.user_id, ids)
-    return {"file_urls": {str(f.id): s.core.files.url(f, "download") for f in files}}
+    return {"file_urls": [s.core.files.url(f, "download") for f in files]}
 
 
 # -- push -----------------------------------------------------------------------------------------
