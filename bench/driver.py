@@ -11,6 +11,7 @@ workload marked "summary": true); progress on stderr. See bench/README.md.
 """
 
 import argparse
+import os
 import secrets
 import signal
 import statistics
@@ -493,12 +494,14 @@ def main(argv=None) -> int:
             for run in range(1, args.runs + 1):
                 remaining()
                 log(f"{workload} run {run}/{args.runs}")
+                cpu_before = _driver_cpu()
                 try:
                     if external:
                         results.append(_one(workload, external_target, args, run, info, timed_run))
                     else:
                         with managed_server(config_path) as target:
                             results.append(_one(workload, target, args, run, info, timed_run))
+                    results[-1]["notes"] += f"; driver cpu (whole run incl. setup) {_driver_cpu() - cpu_before:.2f} s"
                     emit(results[-1])
                 except* (BenchError, OSError, trio.TooSlowError) as group:
                     log(f"{workload} run {run} failed: {group.exceptions!r}")
@@ -506,6 +509,11 @@ def main(argv=None) -> int:
         if len(results) > 1:
             emit(summarize(workload, results))
     return status
+
+
+def _driver_cpu() -> float:
+    t = os.times()
+    return t.user + t.system
 
 
 def _one(workload, target, args, run, info, timed_run):
