@@ -85,7 +85,13 @@ async def user_edit(s, body) -> dict:
 
 async def user_delete(s, body) -> dict:
     """request user_delete {}"""
-    await s.core.accounts.delete(s.user_id)
+    # Deleting drops every connection of the account; detach this one first so it gets its answer.
+    s.conn.unsubscribe()
+    try:
+        await s.core.accounts.delete(s.user_id)
+    except BaseException:
+        s.conn.subscribe(s.user_id)
+        raise
     s.unbind()
     return {"success": True}
 
