@@ -7,6 +7,7 @@ in `events` for `wait_for` / `expect_no`.
 
 import itertools
 import json
+import time
 from collections.abc import Callable
 
 import httpx
@@ -168,3 +169,14 @@ async def user_with_devices(server, nursery, login: str, devices=("d1", "d2"), *
 async def private_chat(a: SamaClient, b: SamaClient) -> str:
     response = await a.ok("conversation_create", {"type": "u", "participants": [b.user_id]})
     return response["conversation"]["_id"]
+
+
+async def two_users(server, nursery, a: str = "alice", b: str = "bob"):
+    """Two users with two connected devices each: (a1, a2, b1, b2)."""
+    a1, a2 = await user_with_devices(server, nursery, a)
+    b1, b2 = await user_with_devices(server, nursery, b)
+    return a1, a2, b1, b2
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
