@@ -76,7 +76,7 @@ class Server:
                 await root.start(self.store.run)
                 async with trio.open_nursery() as services:
                     await services.start(self.core.run)
-                    dialects.mount(self, app, services)
+                    await dialects.mount(self, app, services)
                     binds = await services.start(
                         lambda task_status: hypercorn_serve(
                             app, self._hypercorn_config(), shutdown_trigger=self._shutdown.wait,
