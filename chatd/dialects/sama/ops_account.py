@@ -10,7 +10,10 @@ DIALECT = "sama"
 
 
 def render_user(s, user) -> dict:
-    return wire.user(user, viewer=s.user_id, recent_activity=s.core.presence.last_activity_ms(user.id))
+    """A user as `s` sees it: `recent_activity` only when the user has not blocked `s`."""
+    presence = s.core.presence
+    activity = presence.last_activity_ms(user.id) if presence.visible_to(s.user_id, user.id) else None
+    return wire.user(user, viewer=s.user_id, recent_activity=activity)
 
 
 async def user_create(s, body) -> dict:

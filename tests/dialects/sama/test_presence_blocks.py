@@ -77,6 +77,13 @@ async def test_blocked_user_does_not_see_the_blockers_activity(server, nursery):
     assert a1.user_id not in activity
     sub = await b1.ok("user_last_activity_subscribe", {"id": a1.user_id})
     assert a1.user_id not in sub["last_activity"]
+    # Nor in user objects (get_users_by_ids, user_search carry recent_activity).
+    users = (await b1.ok("get_users_by_ids", {"ids": [a1.user_id]}))["users"]
+    assert users[0]["_id"] == a1.user_id and "recent_activity" not in users[0]
+    users = (await b1.ok("user_search", {"keyword": "alice"}))["users"]
+    assert [u["_id"] for u in users] == [a1.user_id] and "recent_activity" not in users[0]
+    assert "recent_activity" in (await b1.ok("get_users_by_ids", {"ids": [b2.user_id]}))["users"][0]
+    assert "recent_activity" in (await a1.ok("get_users_by_ids", {"ids": [b1.user_id]}))["users"][0]
     # The blocker still sees the blocked user.
     assert (await a1.ok("user_last_activity", {"ids": [b1.user_id]}))["last_activity"][b1.user_id] == "online"
     await a1.close()
