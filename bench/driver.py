@@ -418,7 +418,7 @@ def summarize(workload: str, lines: list[dict]) -> dict:
             "throughput": med("throughput"), "unit": first["unit"], "p50_ms": med("p50_ms"),
             "p95_ms": med("p95_ms"), "p99_ms": med("p99_ms"), "server_cpu_s": med("server_cpu_s"),
             "server_rss_kb": med("server_rss_kb"),
-            "notes": f"median of {len(lines)} runs; " + first["notes"].split("; ", 1)[1], "summary": True}
+            "notes": f"median of {len(lines)} runs; " + first["notes"].split("; ")[1], "summary": True}
 
 
 def parse_args(argv=None):
