@@ -59,6 +59,9 @@ def message_of(exc: BaseException) -> str:
 
 def error_response(exc: BaseException):
     """The HTTP answer for an error: its status and a `null` body."""
+    if isinstance(exc, RequestEntityTooLarge):
+        # The rest of the body was never read: the connection cannot carry another request.
+        return json_response(None, status=400, headers={"Connection": "close"})
     return json_response(None, status=status_of(exc))
 
 

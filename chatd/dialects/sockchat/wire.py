@@ -39,7 +39,7 @@ def parse_id(value, what: str = "id") -> int:
     """A wire id (decimal string; a JSON number is tolerated) → int, or BadRequest."""
     if isinstance(value, int) and not isinstance(value, bool):
         n = value
-    elif isinstance(value, str) and value.strip().isdecimal() and len(value.strip()) <= 20:
+    elif isinstance(value, str) and value.strip().isascii() and value.strip().isdecimal() and len(value.strip()) <= 20:
         n = int(value.strip())
     else:
         raise BadRequest(f"{what} must be an id")
@@ -54,7 +54,7 @@ def array_param(args, name: str) -> list[int]:
     raw: list[str] = []
     for key, value in args.items(multi=True):
         if key == name or key == name + "[]" or (key.startswith(name + "[") and key.endswith("]")
-                                                  and key[len(name) + 1:-1].isdecimal()):
+                                                  and key[len(name) + 1:-1].isascii() and key[len(name) + 1:-1].isdecimal()):
             raw.append(value)
     items: list = []
     for value in raw:
