@@ -172,3 +172,50 @@ async def test_conversation_search(server, nursery):
     assert len((await b1.ok("conversation_search", {"name": "conversationname", "limit": 1}))["conversations"]) == 1
     assert (await b1.ok("conversation_search", {"name": "nothing-like-it"}))["conversations"] == []
     assert await b1.error("conversation_search", {}) == 400
+
+
+async def test_concurrent_private_creates_give_one_conversation(server, nursery):
+    a1, a2, b1, b2 = await two_users(server, nursery)
+    ids = []
+
+    async def create(client, other):
+        response = await client.ok("conversation_create", {"type": "u", "participants": [other]})
+        ids.append(response["conversation"]["_id"])
+
+    async with trio.open_nursery() as n:
+        n.start_soon(create, a1, b1.user_id)
+        n.start_soon(create, b1, a1.user_id)
+    assert len(ids) == 2 and ids[0] == ids[1]
+    convs = (await a1.ok("conversation_list", {}))["conversations"]
+    assert [c["_id"] for c in convs] == [ids[0]]
+
+
+async def test_left_private_conversation_comes_back_with_a_message(server, nursery):
+    """Leaving a private conversation hides it; the partner's next message brings it back."""
+    a1, a2, b1, b2 = await two_users(server, nursery)
+    cid = await private_chat(a1, b1)
+    await b1.ok("conversation_delete", {"id": cid})
+    assert await b1.error("message_list", {"cid": cid}) == 403
+    assert cid not in {c["_id"] for c in (await b1.ok("conversation_list", {}))["conversations"]}
+    await a1.send_message(cid, "come back")
+    assert (await b1.wait_for("message"))["message"]["body"] == "come back"
+    assert [m["body"] for m in (await b1.ok("message_list", {"cid": cid}))["messages"]] == ["come back"]
+    again = (await b1.ok("conversation_create", {"type": "u", "participants": [a1.user_id]}))["conversation"]
+    assert again["_id"] == cid
+
+
+async def test_offline_kicked_user_finds_it_in_the_op_log(server, nursery):
+    a1, a2, b1, b2 = await two_users(server, nursery)
+    cid = (await a1.ok("conversation_create", {"type": "g", "name": "G",
+                                               "participants": [b1.user_id]}))["conversation"]["_id"]
+    mark = now_ms()
+    await b1.close()
+    await b2.close()
+    await trio.sleep(0.05)
+    await a1.ok("conversation_update", {"id": cid, "participants": {"remove": [b1.user_id]}})
+    b3 = await device(server, nursery, "bob", "d3")
+    logs = (await b3.ok("op_log_list", {"created_at": {"gt": mark}}))["logs"]
+    kicked = [e["packet"]["system_message"] for e in logs
+              if "conversation_kicked" in e["packet"].get("system_message", {}).get("x", {})]
+    assert [k["cid"] for k in kicked] == [cid]
+    assert cid not in {c["_id"] for c in (await b3.ok("conversation_list", {}))["conversations"]}

@@ -5,7 +5,7 @@ import time
 
 import trio
 
-from .client import now_ms, private_chat, two_users
+from .client import now_ms, open_client, private_chat, two_users
 
 
 def _body(text):
@@ -28,6 +28,21 @@ async def test_send_ack_delivery_and_carbons(server, nursery):
         assert msg["_id"] == ack["server_mid"] and msg["from"] == a1.user_id and msg["cid"] == cid
         assert msg["t"] == ack["t"] and msg["x"] == {"k": "v"} and msg["created_at"].endswith("Z")
     await a1.expect_no(_body("hey how is going?"), within=0.3)
+
+
+async def test_deprecated_user_login_device_gets_messages_and_carbons(server, nursery):
+    """A device logged in with the deprecated user_login is a device like any other."""
+    a1, a2, b1, b2 = await two_users(server, nursery)
+    legacy = await open_client(nursery, server)
+    await legacy.ok("user_login", {"login": "bob", "password": "secret-pw", "device_id": "legacy"})
+    cid = await private_chat(a1, b1)
+    await a1.send_message(cid, "to every device")
+    for c in (b1, b2, legacy):
+        await c.wait_for(_body("to every device"))
+    await legacy.send_message(cid, "from legacy")
+    for c in (a1, a2, b1, b2):
+        await c.wait_for(_body("from legacy"))
+    await legacy.expect_no(_body("from legacy"), within=0.1)
 
 
 async def test_ack_means_durable(server, nursery):

@@ -16,6 +16,8 @@ async def test_user_last_activity(server, nursery):
     activity = (await a1.ok("user_last_activity", {"ids": [b1.user_id, off_id]}))["last_activity"]
     assert activity[b1.user_id] == "online"
     assert isinstance(activity[off_id], int) and 0 <= activity[off_id] < 60
+    ten = (await a1.ok("user_last_activity", {"ids": [b1.user_id] * 9 + [off_id]}))["last_activity"]
+    assert set(ten) == {b1.user_id, off_id}
     assert await a1.error("user_last_activity", {"ids": [b1.user_id] * 11}) == 400
     assert await a1.error("user_last_activity", {"ids": b1.user_id}) == 400
     assert await a1.error("user_last_activity", {}) == 400
