@@ -204,3 +204,19 @@ async def test_offline_participant_gets_a_push(server, nursery):
         r = await http.get(payload["firstAttachmentUrl"])
         assert r.status_code == 200 and r.content == PNG
     assert server.core.push.queued(int(a1.user_id)) == []  # never to the sender
+
+
+async def test_upload_larger_than_the_http_body_limit(server, nursery):
+    """The declared file size, not limits.max_http_body, bounds an upload."""
+    await create_user(server, nursery, "uploader")
+    c = await device(server, nursery, "uploader", "d1")
+    data = bytes(range(251)) * (server.config.limits.max_http_body // 251 + 100)
+    f = await _declare(c, "big.bin", len(data), "application/octet-stream")
+    async with httpx.AsyncClient() as http:
+        r = await http.put(f["upload_url"], content=data, headers={"Content-Type": "application/octet-stream"})
+        assert r.status_code == 200, r.text
+        url = (await c.ok("get_file_urls", {"file_ids": [f["_id"]]}))["file_urls"][0]
+        r = await http.get(url)
+        assert r.status_code == 200 and r.content == data
+        r = await http.get(url, headers={"Range": f"bytes={len(data) - 4}-"})
+        assert r.status_code == 206 and r.content == data[-4:]
