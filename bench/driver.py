@@ -186,6 +186,7 @@ async def pump(target: Target, args, clients: list[Client], senders: list[Client
             await c.send({"message": {"id": mid, "cid": cid, "body": f"b:{t!r} {pad}"}})
 
     profiler = Profiler(args, target, name)
+    commits0 = await store_stats(target)
     cpu0 = proc_cpu_s(target.pid) if target.pid else None
     t0 = perf()
     try:
@@ -197,9 +198,33 @@ async def pump(target: Target, args, clients: list[Client], senders: list[Client
     finally:
         cpu = (proc_cpu_s(target.pid) - cpu0) if cpu0 is not None else None
         profiler.stop()
+    commits1 = await store_stats(target)
+    if commits0 and commits1:
+        c, w, sec = (commits1[k] - commits0[k] for k in ("commits", "writes", "seconds"))
+        st["store"] = (f"store: {c} commits, mean batch {w / max(c, 1):.1f} writes, "
+                       f"mean commit {1000 * sec / max(c, 1):.2f} ms")
     elapsed = (st["last"] or perf()) - t0
     return {"st": st, "expected": expected, "total": total, "recv_lat": recv_lat, "ack_lat": ack_lat,
             "elapsed": elapsed, "cpu": cpu, "complete": done.is_set()}
+
+
+async def store_stats(target: Target) -> dict | None:
+    """Group-commit counters from GET /metrics (None if unavailable)."""
+    if not target.http_url:
+        return None
+    try:
+        async with httpx.AsyncClient() as client:
+            text = (await client.get(target.http_url + "/metrics", timeout=5)).text
+    except httpx.HTTPError:
+        return None
+    out = {}
+    for row in text.splitlines():
+        for key, name in (("commits", "chatd_store_commit_batch_size_count"),
+                          ("writes", "chatd_store_commit_batch_size_sum"),
+                          ("seconds", "chatd_store_commit_seconds_sum")):
+            if row.startswith(name + " "):
+                out[key] = float(row.split()[1])
+    return out if len(out) == 3 else None
 
 
 def pump_notes(r: dict, extra: str) -> str:
@@ -210,6 +235,8 @@ def pump_notes(r: dict, extra: str) -> str:
     notes = (f"{extra}; received {st['received']}/{r['expected']}, acked {st['acked']}/{r['total']}, "
              f"errors {st['errors']}; send->ack p50 {ms(percentile(acks, 50))} ms p99 {ms(percentile(acks, 99))} ms; "
              f"wall {r['elapsed']:.2f} s")
+    if st.get("store"):
+        notes += "; " + st["store"]
     if not r["complete"]:
         notes += "; INCOMPLETE (timed out)"
     return notes
