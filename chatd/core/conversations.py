@@ -225,7 +225,7 @@ class Conversations:
         now = now_ms()
 
         def update_txn(txn: Txn):
-            conv, _ = self.require_member_txn(txn, cid, actor)
+            conv, member = self.require_member_txn(txn, cid, actor)
             if conv.type == "u" and (add or remove):
                 raise Invalid("participants of a private conversation cannot change", field="participants")
             if remove and conv.owner_id != actor:
@@ -249,6 +249,10 @@ class Conversations:
                 messages.append(self._system_message_txn(
                     txn, conv, actor, "removed_participant", uid,
                     f"{user.display_name} has been removed from the group", now))
+            if messages:
+                # The actor wrote these notices: they are not unread for the actor (as when sending).
+                txn.put("convuserid_member", keys.pair(cid, actor),
+                        msgspec.structs.replace(member, last_read=max(member.last_read, messages[-1].id)))
             after = self.participants_txn(txn, cid)
             if len(after) > MAX_PARTICIPANTS:
                 raise Invalid(f"at most {MAX_PARTICIPANTS} participants", field="participants")

@@ -56,6 +56,11 @@ async def test_group_create_update_and_participant_messages(server, nursery):
     added = await a2.wait_for(lambda p: p.get("message", {}).get("x", {}).get("type") == "added_participant")
     assert added["message"]["x"]["user"]["_id"] == c1.user_id and added["message"]["cid"] == cid
     await c1.wait_for(lambda p: p.get("message", {}).get("x", {}).get("type") == "added_participant")
+    # The notice is unread for the others, not for the one who added.
+    unread = {c["_id"]: c["unread_messages_count"] for c in (await b1.ok("conversation_list", {}))["conversations"]}
+    assert unread[cid] == 0
+    unread = {c["_id"]: c["unread_messages_count"] for c in (await a1.ok("conversation_list", {}))["conversations"]}
+    assert unread[cid] == 1
 
     # Only the owner removes.
     assert await b1.error("conversation_update", {"id": cid, "participants": {"remove": [c1.user_id]}}) == 403
