@@ -311,6 +311,7 @@ async def w3(target: Target, args, run: int, info: dict) -> dict:
         if got != min(50, info["messages"]):
             raise BenchError(f"message_list returned {got} messages")
         lat: list[float] = []
+        profiler = Profiler(args, target, f"W3-run{run}")
         cpu0 = proc_cpu_s(target.pid) if target.pid else None
         t0 = perf()
         deadline = t0 + args.w3_seconds
@@ -329,6 +330,7 @@ async def w3(target: Target, args, run: int, info: dict) -> dict:
                     nursery.start_soon(loop, c)
         elapsed = perf() - t0
         cpu = (proc_cpu_s(target.pid) - cpu0) if cpu0 is not None else None
+        profiler.stop()
         return lat, elapsed, cpu
 
     lat, elapsed, cpu = await with_clients(target.ws_url, args.w3_clients, setup, body)
@@ -471,7 +473,7 @@ def parse_args(argv=None):
     p.add_argument("--w4-clients", type=int, default=1000)
     p.add_argument("--w4-pings", type=int, default=200)
     p.add_argument("--w4-concurrency", type=int, default=64)
-    p.add_argument("--py-spy", metavar="DIR", help="record the server with py-spy (raw format) during W1/W2")
+    p.add_argument("--py-spy", metavar="DIR", help="record the server with py-spy (raw format) during W1/W2/W3")
     p.add_argument("--keep", action="store_true", help="keep the temp directories (config, data, server.log)")
     return p.parse_args(argv)
 
@@ -528,6 +530,9 @@ def main(argv=None) -> int:
                     else:
                         with managed_server(config_path) as target:
                             results.append(_one(workload, target, args, run, info, timed_run))
+                    r = results[-1]
+                    if r["workload"] != "W4" and r["server_cpu_s"]:
+                        r["notes"] += f"; {r['n'] / r['server_cpu_s']:.0f} per server CPU-second"
                     results[-1]["notes"] += f"; driver cpu (whole run incl. setup) {_driver_cpu() - cpu_before:.2f} s"
                     emit(results[-1])
                 except* (BenchError, OSError, trio.TooSlowError) as group:
