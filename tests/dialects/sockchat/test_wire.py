@@ -1,9 +1,12 @@
 """Units: array query parameters, ids, options; and the Socket.IO gateway in /metrics."""
 
+import json
 import types
+from contextlib import asynccontextmanager
 
 import pytest
 import trio
+from trio_websocket import ConnectionClosed, open_websocket_url
 from werkzeug.datastructures import MultiDict
 
 from chatd.config import ConfigError, DialectConfig
@@ -51,3 +54,33 @@ async def test_metrics_show_the_socketio_gateway(server, http):
             text = (await http.get("/metrics")).text
             assert 'chatd_connections_open{gateway="socketio"} 1' in text
             assert 'chatd_connections_accepted_total{gateway="socketio"} 1' in text
+
+
+@asynccontextmanager
+async def open_socket(server, token: str):
+    url = "ws" + server.http_url.removeprefix("http") + "/socket.io/?EIO=4&transport=websocket"
+    async with open_websocket_url(url) as ws:
+        assert (await ws.get_message()).startswith("0{")
+        await ws.send_message("40" + json.dumps({"token": token}))
+        assert (await ws.get_message()).startswith("40{")
+        yield ws
+
+
+async def closed_code(ws) -> int:
+    with pytest.raises(ConnectionClosed) as closed:
+        while True:
+            await ws.get_message()
+    return closed.value.reason.code
+
+
+async def test_shutdown_closes_sockets(server, http):
+    with trio.fail_after(10):
+        alice = await new_user(http, "alice")
+        async with open_socket(server, alice.token) as ws:
+            for close in server.on_shutdown:
+                close()
+            assert await closed_code(ws) == 1001
+        # the whole server stopping: hypercorn may drop its WebSockets before the close frame (1006)
+        async with open_socket(server, alice.token) as ws:
+            server.stop()
+            assert await closed_code(ws) in (1001, 1006)
