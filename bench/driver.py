@@ -524,6 +524,7 @@ def main(argv=None) -> int:
                 remaining()
                 log(f"{workload} run {run}/{args.runs}")
                 cpu_before = _driver_cpu()
+                load_before = os.getloadavg()[0]
                 try:
                     if external:
                         results.append(_one(workload, external_target, args, run, info, timed_run))
@@ -533,6 +534,7 @@ def main(argv=None) -> int:
                     r = results[-1]
                     if r["workload"] != "W4" and r["server_cpu_s"]:
                         r["notes"] += f"; {r['n'] / r['server_cpu_s']:.0f} per server CPU-second"
+                    r["notes"] += f"; loadavg(1m) before {load_before:.2f}"
                     results[-1]["notes"] += f"; driver cpu (whole run incl. setup) {_driver_cpu() - cpu_before:.2f} s"
                     emit(results[-1])
                 except* (BenchError, OSError, trio.TooSlowError) as group:
