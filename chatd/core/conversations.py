@@ -100,12 +100,17 @@ class Conversations:
 
     def view_txn(self, txn: Txn, conv: Conversation, viewer: int) -> ConversationView:
         member = self.member_txn(txn, conv.id, viewer)
-        latest = list(txn.scan("convidmsgid_msg", Message, prefix=keys.u64(conv.id), reverse=True, limit=1))
-        last = latest[0][1] if latest else None
+        hidden = keys.u64(viewer)  # + message id: in `useridmsgid_` when the viewer deleted it for themself
+        last = None
+        for key, msg in txn.scan("convidmsgid_msg", Message, prefix=keys.u64(conv.id), reverse=True):
+            if not txn.exists("useridmsgid_", hidden + key[8:]):
+                last = msg
+                break
         unread = 0
         if member is not None:
             start = keys.pair(conv.id, member.last_read + 1)
-            unread = sum(1 for _ in txn.scan_raw("convidmsgid_msg", prefix=keys.u64(conv.id), start=start))
+            unread = sum(1 for key, _ in txn.scan_raw("convidmsgid_msg", prefix=keys.u64(conv.id), start=start)
+                         if not txn.exists("useridmsgid_", hidden + key[8:]))
         return ConversationView(conv, self.participants_txn(txn, conv.id), last, unread)
 
     def list_for(self, user_id: int, *, limit: int = 100, updated_after: int | None = None,
