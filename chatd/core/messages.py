@@ -252,6 +252,9 @@ class Messages:
 
         def read_txn(txn: Txn):
             _, member = self.conversations.require_member_txn(txn, cid, actor)
+            for mid in ids or ():
+                if not txn.exists("convidmsgid_msg", keys.pair(cid, mid)):
+                    raise NotFound("message not found", kind="message", id=mid)
             start = keys.pair(cid, member.last_read + 1)
             if ids is None:
                 rows = txn.scan("convidmsgid_msg", Message, prefix=keys.u64(cid), start=start)
@@ -262,10 +265,6 @@ class Messages:
                 rows = txn.scan("convidmsgid_msg", Message, prefix=keys.u64(cid), start=start,
                                 stop=keys.pair(cid, max(wanted) + 1))
             newly = [(m.id, m.author_id) for _, m in rows if m.author_id != actor]
-            if ids is not None:
-                for mid in ids:
-                    if not txn.exists("convidmsgid_msg", keys.pair(cid, mid)):
-                        raise NotFound("message not found", kind="message", id=mid)
             if not newly:
                 return []
             top = max(mid for mid, _ in newly)
