@@ -185,3 +185,32 @@ async def test_message_edit(server, nursery):
     await a1.expect_no("message_edit", within=0.1)
     msgs = (await b1.ok("message_list", {"cid": cid}))["messages"]
     assert [m["body"] for m in msgs if m["_id"] == mid] == ["final"]
+
+
+async def test_message_hidden_for_myself_leaves_conversation_list(server, nursery):
+    """A message the caller deleted for themself ("myself") is gone for them everywhere: not in
+    message_list, not the conversation's last_message, not counted unread; the author still sees it."""
+    a1, a2, b1, b2 = await two_users(server, nursery)
+    cid = await private_chat(a1, b1)
+    first = (await a1.send_message(cid, "first"))["server_mid"]
+    hidden = (await a1.send_message(cid, "hide me"))["server_mid"]
+    await b1.ok("message_delete", {"cid": cid, "ids": [hidden], "type": "myself"})
+    (conv,) = (await b1.ok("conversation_list", {}))["conversations"]
+    assert conv["last_message"]["_id"] == first and conv["last_message"]["body"] == "first"
+    assert conv["unread_messages_count"] == 1
+    (conv,) = (await a1.ok("conversation_list", {}))["conversations"]
+    assert conv["last_message"]["_id"] == hidden
+
+
+async def test_message_read_unknown_ids_are_404(server, nursery):
+    """Unknown ids in message_read are refused whether or not anything is left unread."""
+    a1, a2, b1, b2 = await two_users(server, nursery)
+    cid = await private_chat(a1, b1)
+    mid = (await a1.send_message(cid, "x"))["server_mid"]
+    assert await b1.error("message_read", {"cid": cid, "ids": ["123"]}) == 404
+    await b1.ok("message_read", {"cid": cid, "ids": [mid]})
+    assert await b1.error("message_read", {"cid": cid, "ids": ["123"]}) == 404
+    assert await b1.error("message_read", {"cid": cid, "ids": [mid, "123"]}) == 404
+    await b1.ok("message_read", {"cid": cid, "ids": [mid]})  # already read: fine, no event
+    await a1.wait_for("message_read")
+    await a1.expect_no("message_read", within=0.2)
