@@ -178,7 +178,7 @@ def blueprint(core, options: Options, cors_origins: tuple[str, ...], prefix: str
         to, kind = data.get("to"), data.get("type")
         if to in (None, "") or kind is None:
             raise BadRequest("to and type are required")
-        if kind not in (1, "1"):
+        if isinstance(kind, bool) or kind not in (1, "1"):  # True == 1 in Python
             raise BadRequest("only type 1 (DM channel) is supported")
         other = parse_id(to, "to")
         if other == WELCOME_BOT_ID:

@@ -101,6 +101,7 @@ async def test_create_channel(http):
             (alice.auth, {"type": 1}, 400),
             (alice.auth, {"to": bob.id}, 400),
             (alice.auth, {"to": bob.id, "type": 2}, 400),
+            (alice.auth, {"to": bob.id, "type": True}, 400),
             (alice.auth, {"to": "bob", "type": 1}, 400),
             (alice.auth, {"to": alice.id, "type": 1}, 400),
             (alice.auth, {"to": "123456", "type": 1}, 404),
