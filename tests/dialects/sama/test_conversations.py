@@ -224,3 +224,22 @@ async def test_offline_kicked_user_finds_it_in_the_op_log(server, nursery):
               if "conversation_kicked" in e["packet"].get("system_message", {}).get("x", {})]
     assert [k["cid"] for k in kicked] == [cid]
     assert cid not in {c["_id"] for c in (await b3.ok("conversation_list", {}))["conversations"]}
+
+
+async def test_owner_leaving_passes_the_group_on(server, nursery):
+    """When the owner leaves, the longest-standing participant becomes owner (and may remove people);
+    when the last participant leaves, the group is gone."""
+    a1, a2, b1, b2 = await two_users(server, nursery)
+    await create_user(server, nursery, "carol")
+    carol = await device(server, nursery, "carol", "d1")
+    cid = (await a1.ok("conversation_create", {"type": "g", "name": "G",
+                                               "participants": [b1.user_id, carol.user_id]}))["conversation"]["_id"]
+    await a1.ok("conversation_delete", {"id": cid})
+    event = await b2.wait_for(_system_x("conversation_updated"))
+    updated = event["system_message"]["x"]["conversation_updated"]
+    assert updated["owner_id"] == b1.user_id and a1.user_id not in updated["participants"]
+    await b1.ok("conversation_update", {"id": cid, "participants": {"remove": [carol.user_id]}})
+    await carol.wait_for(_system_x("conversation_kicked"))
+    await b1.ok("conversation_delete", {"id": cid})
+    assert await b1.error("message_list", {"cid": cid}) == 404
+    assert await a1.error("conversation_update", {"id": cid, "name": "back"}) == 404

@@ -5,6 +5,7 @@ import time
 
 import httpx
 import trio
+import trio_websocket
 
 from .client import connect, create_user, device, login_http, open_client
 
@@ -206,3 +207,47 @@ async def test_get_users_by_ids(server, nursery):
     assert "email" not in other  # another user's email is private
     assert await c.error("get_users_by_ids", {"ids": a}) == 400
     assert await c.error("get_users_by_ids", {}) == 400
+
+
+async def _closed_with(client, timeout: float = 5) -> int:
+    """Read until the server closes the socket; the close code."""
+    with trio.fail_after(timeout):
+        try:
+            while True:
+                await client.ws.get_message()
+        except trio_websocket.ConnectionClosed as closed:
+            return closed.reason.code
+
+
+async def test_http_logout_closes_the_sockets_of_that_session(server, nursery):
+    """POST /logout ends the session, so the socket that `connect`ed with it closes (policy, 1008);
+    the same user's other device keeps working."""
+    await create_user(server, nursery, "mona")
+    d1 = await device(server, nursery, "mona", "d1")
+    d2 = await device(server, nursery, "mona", "d2")
+    async with httpx.AsyncClient(base_url=server.http_url) as c:
+        r = await c.post("/logout", headers={"Authorization": f"Bearer {d1.token}"})
+        assert r.status_code == 200
+        assert await _closed_with(d1) == 1008
+        assert (await c.post("/logout", headers={"Authorization": f"Bearer {d1.token}"})).status_code == 401
+    assert "conversations" in await d2.ok("conversation_list", {})
+
+
+async def test_expired_access_token_is_refused(server, nursery):
+    """Past `expired_at` the access token no longer connects or logs in by Bearer; the refresh cookie
+    still gets a new one. (The TTL is shortened on the running server: the config minimum is 10 s.)"""
+    await create_user(server, nursery, "nina")
+    server.core.sessions.access_ttl_ms = 300
+    async with httpx.AsyncClient(base_url=server.http_url) as c:
+        first = await login_http(server, "nina", device_id="d1", http=c)
+        token = first.json()["access_token"]
+        assert first.json()["expired_at"] - _now_ms() <= 300
+        await trio.sleep(0.4)
+        probe = await open_client(nursery, server)
+        assert await probe.error("connect", {"token": token, "device_id": "d1"}) == 401
+        r = await c.post("/login", json={"device_id": "d1"}, headers={"Authorization": f"Bearer {token}"})
+        assert r.status_code == 401
+        server.core.sessions.access_ttl_ms = 3_600_000
+        r = await c.post("/login", json={"device_id": "d1"})  # the refresh cookie
+        assert r.status_code == 200, r.text
+        await probe.ok("connect", {"token": r.json()["access_token"], "device_id": "d1"})

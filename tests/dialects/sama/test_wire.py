@@ -4,7 +4,7 @@ login, and a frame over the size limit closing only its own connection."""
 import trio
 import trio_websocket
 
-from .client import open_client, private_chat, two_users
+from .client import open_client, private_chat, two_users, user_with_devices
 
 
 async def test_request_id_is_echoed(server, nursery):
@@ -87,3 +87,17 @@ async def test_huge_frame_closes_only_that_connection(server, nursery):
     await b1.wait_for(lambda p: p.get("message", {}).get("body") == "still alive")
     await b2.wait_for(lambda p: p.get("message", {}).get("body") == "still alive")
     assert "pong" in await (await open_client(nursery, server)).ok("ping")
+
+
+async def test_packets_to_a_conversation_of_others_are_403(server, nursery):
+    """typing, system_message (cid) and message_read from a non-participant are refused with 403."""
+    a1, a2, b1, b2 = await two_users(server, nursery)
+    cid = await private_chat(a1, b1)
+    (z,) = await user_with_devices(server, nursery, "zed", ("d1",))
+    await z.send({"typing": {"cid": cid}})
+    assert (await z.wait_for("response"))["response"]["error"]["status"] == 403
+    await z.send({"system_message": {"id": "s1", "cid": cid, "x": {"k": 1}}})
+    assert (await z.wait_for("response"))["response"]["error"]["status"] == 403
+    assert await z.error("message_read", {"cid": cid}) == 403
+    assert await z.error("message_edit", {"id": (await a1.send_message(cid, "x"))["server_mid"], "body": "y"}) == 403
+    await b1.expect_no(lambda p: "typing" in p or p.get("system_message", {}).get("_id") == "s1", within=0.2)
