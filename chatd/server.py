@@ -49,6 +49,9 @@ class Server:
     def stop(self) -> None:
         self._shutdown.set()
 
+    def _open_connections(self) -> int:
+        return sum(stats.open for stats in self.gateway_stats().values())
+
     def gateway_stats(self) -> dict:
         return {"websocket": self.gateway.stats, **self.extra_gateway_stats}
 
@@ -77,12 +80,18 @@ class Server:
                 async with trio.open_nursery() as services:
                     await services.start(self.core.run)
                     await dialects.mount(self, app, services)
-                    binds = await services.start(
-                        lambda task_status: hypercorn_serve(
-                            app, self._hypercorn_config(), shutdown_trigger=self._shutdown.wait,
-                            task_status=task_status,
-                        )
-                    )
+                    # Hypercorn stops only after our own transports have said goodbye (1001), or it
+                    # would drop the Socket.IO WebSockets it carries before their close frames go out.
+                    http_stop, http_done = trio.Event(), trio.Event()
+
+                    async def serve_http(task_status):
+                        try:
+                            await hypercorn_serve(app, self._hypercorn_config(), shutdown_trigger=http_stop.wait,
+                                                  task_status=task_status)
+                        finally:
+                            http_done.set()
+
+                    binds = await services.start(serve_http)
                     http_port = int(binds[0].rsplit(":", 1)[1])
                     gateway_port = await services.start(self.gateway.run)
                     if config.server.port == 0:
@@ -100,8 +109,11 @@ class Server:
                     # Give connections and in-flight requests a moment, then cancel whatever is left.
                     services.cancel_scope.deadline = trio.current_time() + config.server.shutdown_timeout
                     with trio.move_on_after(1.5):
-                        while self.gateway.connections or self.http_stats.in_flight:
+                        while self._open_connections() or self.http_stats.in_flight:
                             await trio.sleep(0.02)
+                    http_stop.set()
+                    with trio.move_on_after(config.server.shutdown_timeout / 2):
+                        await http_done.wait()
                     services.cancel_scope.cancel()
                 await self.store.close_writes()
             log.info("stopped")

@@ -186,7 +186,9 @@ def blueprint(core, options: Options, cors_origins: tuple[str, ...], prefix: str
         existing = core.conversations.private_between(me, other)
         if existing is not None and core.conversations.list_for(me, ids=[existing.id]):
             raise Conflict("a channel between these users already exists")
-        conv, _, _ = await core.conversations.create(me, "u", [other])
+        conv, _, created = await core.conversations.create(me, "u", [other])
+        if not created and existing is None:  # a concurrent request created it first
+            raise Conflict("a channel between these users already exists")
         return json_response({"channel_id": str(conv.id)}, status=201)
 
     @bp.get("/users")
