@@ -30,14 +30,17 @@ class Presence:
         self._persist_send, self._persist_recv = trio.open_memory_channel(4096)
         bus.presence_hooks.append(self._changed)
 
-    def last_activity_ms(self, user_id: int) -> int:
-        if user_id in self._last:
-            return self._last[user_id]
+    def last_activity_ms(self, user_id: int) -> int | None:
+        """When the user was last online (ms), or None if there is no such user."""
         with self.store.read() as txn:
+            if not txn.exists("userid_user", keys.u64(user_id)):
+                self._last.pop(user_id, None)  # nothing is remembered for ids that are no user
+                return None
+            if user_id in self._last:
+                return self._last[user_id]
             value = txn.get("userid_lastactivity", keys.u64(user_id))
             if value is None:
-                user = txn.get("userid_user", keys.u64(user_id))
-                value = user["updated_at"] if user else 0
+                value = txn.get("userid_user", keys.u64(user_id))["updated_at"]
         self._last[user_id] = value
         return value
 
@@ -45,12 +48,14 @@ class Presence:
         return not self.blocks.blocks(user_id, viewer)
 
     def status(self, viewer: int, user_id: int) -> str | int | None:
-        """"online", seconds since last activity, or None when the viewer may not know."""
+        """"online", seconds since last activity, or None when the viewer may not know
+        (or there is no such user)."""
         if not self.visible_to(viewer, user_id):
             return None
         if self.bus.online(user_id):
             return "online"
-        return max(0, (now_ms() - self.last_activity_ms(user_id)) // 1000)
+        last = self.last_activity_ms(user_id)
+        return None if last is None else max(0, (now_ms() - last) // 1000)
 
     def watch(self, viewer: int, user_id: int) -> None:
         self._watchers.setdefault(user_id, Counter())[viewer] += 1
