@@ -91,3 +91,15 @@ async def test_blocked_user_does_not_see_the_blockers_activity(server, nursery):
     await a1.close()
     await a2.close()
     await b1.expect_no(_activity_of(a1.user_id), within=0.3)
+
+
+async def test_last_activity_of_unknown_or_deleted_users_is_omitted(server, nursery):
+    """Ids that are no (longer a) user get no made-up activity: they are left out of `last_activity`,
+    as get_users_by_ids leaves them out of `users`."""
+    a1, a2, b1, b2 = await two_users(server, nursery)
+    await create_user(server, nursery, "gone")
+    gone = await device(server, nursery, "gone", "d1")
+    gone_id = gone.user_id
+    await gone.ok("user_delete")
+    activity = (await a1.ok("user_last_activity", {"ids": ["12345", gone_id, b1.user_id]}))["last_activity"]
+    assert activity == {b1.user_id: "online"}
