@@ -285,9 +285,13 @@ class Messages:
         return [mid for event, _ in events for mid in event.ids]
 
     def typing(self, actor: int, cid: int, status: str | None = None, origin=None) -> None:
-        participants = self.conversations.participants(actor, cid)
-        self.bus.publish(Typing(cid=cid, user_id=actor, status=status), [u for u in participants if u != actor],
-                         origin=origin)
+        """Relay a typing signal; in a private conversation, not to a partner who blocked the actor
+        (who cannot message them there either)."""
+        with self.store.read() as txn:
+            conv, _ = self.conversations.require_member_txn(txn, cid, actor)
+            audience = [u for u in self.conversations.participants_txn(txn, cid) if u != actor
+                        and not (conv.type == "u" and txn.exists("useridblockedid_", keys.pair(u, actor)))]
+        self.bus.publish(Typing(cid=cid, user_id=actor, status=status), audience, origin=origin)
 
     async def system_message(self, actor: int, *, client_id: str, x: dict | None, uids: list[int] | None = None,
                              cid: int | None = None, origin=None) -> SystemMessage:
