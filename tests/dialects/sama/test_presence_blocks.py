@@ -103,3 +103,19 @@ async def test_last_activity_of_unknown_or_deleted_users_is_omitted(server, nurs
     await gone.ok("user_delete")
     activity = (await a1.ok("user_last_activity", {"ids": ["12345", gone_id, b1.user_id]}))["last_activity"]
     assert activity == {b1.user_id: "online"}
+
+
+async def test_blocked_user_typing_does_not_reach_the_blocker(server, nursery):
+    """In the private conversation a blocked user can neither message nor show typing to the blocker;
+    the blocker's typing still reaches the blocked user."""
+    a1, a2, b1, b2 = await two_users(server, nursery)
+    cid = await private_chat(a1, b1)
+    await a1.ok("block_user", {"ids": [b1.user_id]})
+    await b1.send({"typing": {"cid": cid}})
+    await a1.expect_no("typing", within=0.3)
+    await a2.expect_no("typing", within=0.05)
+    await a1.send({"typing": {"cid": cid}})
+    assert (await b1.wait_for("typing"))["typing"]["from"] == a1.user_id
+    await a1.ok("unblock_user", {"ids": [b1.user_id]})
+    await b1.send({"typing": {"cid": cid}})
+    assert (await a1.wait_for("typing"))["typing"]["from"] == b1.user_id
