@@ -33,6 +33,8 @@ def _range(header: str | None, size: int) -> tuple[int, int] | None:
         end = int(last) if last else size - 1
     except ValueError:
         return None
+    if end < start < size:
+        return None  # a malformed range (last before first): HTTP says to ignore it
     return start, min(end, size - 1)
 
 

@@ -116,7 +116,7 @@ class Files:
         """Receive exactly the declared number of bytes with the declared content type."""
         if file.sha256 is not None:
             raise Invalid("this file was already uploaded", field="file")
-        if content_type is not None and content_type.split(";")[0].strip() != file.content_type:
+        if content_type is None or content_type.split(";")[0].strip() != file.content_type:
             raise Invalid(f"content type must be {file.content_type}", field="content_type")
         writer = self.blobs.writer(file.size)
         try:

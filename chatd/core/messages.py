@@ -129,6 +129,8 @@ class Messages:
         file = txn.get("fileid_file", keys.u64(file_id), File) if 0 < file_id < keys.MAX_U64 else None
         if file is None:
             raise Invalid(f"attachment {att.file_id} is not a known file", field="attachments")
+        if file.sha256 is None:
+            raise Invalid(f"attachment {att.file_id} has not been uploaded yet", field="attachments")
         if file.owner_id != actor:
             raise Forbidden(f"attachment {att.file_id} belongs to another user")
 

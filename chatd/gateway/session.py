@@ -73,9 +73,13 @@ class Connection:
         if self.subscription is not None:
             self.subscription.close()
         self.subscription = self.bus.subscribe(
-            user_id, into=self._out_send.clone(), on_drop=lambda reason: self.close_soon(CLOSE_TRY_AGAIN, reason)
+            user_id, into=self._out_send.clone(), on_drop=self._dropped
         )
         return self.subscription
+
+    def _dropped(self, reason: str) -> None:
+        """The bus dropped our feed: a slow consumer may retry later; an ended session may not."""
+        self.close_soon(CLOSE_TRY_AGAIN if reason.startswith("slow consumer") else CLOSE_POLICY, reason)
 
     def unsubscribe(self) -> None:
         if self.subscription is not None:

@@ -220,3 +220,30 @@ async def test_upload_larger_than_the_http_body_limit(server, nursery):
         assert r.status_code == 200 and r.content == data
         r = await http.get(url, headers={"Range": f"bytes={len(data) - 4}-"})
         assert r.status_code == 206 and r.content == data[-4:]
+
+
+async def test_attachments_must_be_uploaded_with_their_declared_type(server, nursery):
+    a1, _, b1, _ = await two_users(server, nursery)
+    cid = await private_chat(a1, b1)
+    f = await _declare(a1)
+    # Declared but not uploaded: the recipient would only get 404s, so the send is refused.
+    assert await a1.send_message_error(cid, "too soon", attachments=[{"file_id": f["_id"]}]) == 422
+    async with httpx.AsyncClient() as http:
+        r = await http.put(f["upload_url"], content=PNG)  # no Content-Type at all
+        assert r.status_code == 400
+        r = await http.put(f["upload_url"], content=PNG, headers={"Content-Type": "image/png"})
+        assert r.status_code == 200
+    await a1.send_message(cid, "now", attachments=[{"file_id": f["_id"]}])
+
+
+async def test_an_unsatisfiable_range_is_ignored(server, nursery):
+    await create_user(server, nursery, "ranger")
+    c = await device(server, nursery, "ranger", "d1")
+    f = await _declare(c)
+    async with httpx.AsyncClient() as http:
+        assert (await http.put(f["upload_url"], content=PNG, headers={"Content-Type": "image/png"})).status_code == 200
+        url = (await c.ok("get_file_urls", {"file_ids": [f["_id"]]}))["file_urls"][0]
+        r = await http.get(url, headers={"Range": "bytes=3-1"})
+        assert r.status_code == 200 and r.content == PNG
+        r = await http.get(url, headers={"Range": f"bytes={PNG_SIZE}-"})
+        assert r.status_code == 416 and r.headers["content-range"] == f"bytes */{PNG_SIZE}"

@@ -4,6 +4,7 @@ user_logout, user_edit, user_delete, user_search, get_users_by_ids."""
 import time
 
 import httpx
+import pytest
 import trio
 import trio_websocket
 
@@ -164,8 +165,14 @@ async def test_user_edit_password_and_profile(server, nursery):
 async def test_user_delete(server, nursery):
     await create_user(server, nursery, "leo")
     c = await device(server, nursery, "leo", "d1")
+    other = await device(server, nursery, "leo", "d2")
     token = c.token
     await c.ok("user_delete")
+    # The account's other sockets close with "policy" (1008): their session is gone, not worth retrying.
+    with trio.fail_after(5), pytest.raises(trio_websocket.ConnectionClosed) as closed:
+        while True:
+            await other.ws.get_message()
+    assert closed.value.reason.code == 1008
     assert await c.error("conversation_list", {}) == 401
     assert (await login_http(server, "leo")).status_code == 401
     probe = await open_client(nursery, server)
