@@ -11,7 +11,7 @@ import msgspec
 
 from ..config import LimitsConfig
 from ..store import keys
-from ..store.lmdb import Store, Txn
+from ..store.lmdb import Pending, Store, Txn
 from . import validate
 from .bus import Bus
 from .clock import now_ms
@@ -72,6 +72,16 @@ class Messages:
                    origin=None) -> tuple[Message, bool]:
         """Store and deliver a message. Returns it and whether it is a retry of an earlier send
         (same `client_id` from the same user), in which case nothing new is stored or delivered."""
+        stored, _, duplicate = await self.submit(actor, cid, body=body, x=x, attachments=attachments,
+                                                 client_id=client_id, origin=origin).wait()
+        return stored, duplicate
+
+    def submit(self, actor: int, cid: int, *, body: str, x: dict | None = None,
+               attachments: tuple[Attachment, ...] = (), client_id: str | None = None,
+               origin=None) -> Pending:
+        """`send` without waiting: validate, queue the write, and return the pending write, whose
+        `wait()` gives `(message, participants, duplicate)` once durable. The message is published
+        right after its commit whether or not anyone waits, so a connection can pipeline sends."""
         body = self._check_body(body)
         x = check_x(x)
         if len(attachments) > MAX_ATTACHMENTS:
@@ -115,10 +125,12 @@ class Messages:
                 self.push.queue_message_txn(txn, msg, [u for u in offline if u != actor])
             return msg, participants, False
 
-        stored, participants, duplicate = await self.store.write(send_txn)
-        if not duplicate:
-            self.bus.publish(MessageCreated(message=stored), participants, origin=origin)
-        return stored, duplicate
+        def publish(result) -> None:
+            stored, participants, duplicate = result
+            if not duplicate:
+                self.bus.publish(MessageCreated(message=stored), participants, origin=origin)
+
+        return self.store.submit(send_txn, after=publish)
 
     @staticmethod
     def _check_attachment_txn(txn: Txn, actor: int, att: Attachment) -> None:

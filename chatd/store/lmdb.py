@@ -28,6 +28,9 @@ from .tables import FORMAT_VERSION, TABLES
 log = logging.getLogger("chatd.store")
 
 
+WRITE_QUEUE = 65536  # writes waiting for a commit; past this, submit() answers Unavailable
+
+
 class StoreError(Exception):
     """The data directory cannot be used (newer format, corrupt, locked)."""
 
@@ -134,14 +137,23 @@ def _prefix_end(prefix: bytes) -> bytes | None:
     return bytes(p)
 
 
-class _Pending:
-    __slots__ = ("fn", "result", "error", "done")
+class Pending:
+    """A write handed to the group-commit writer; `await wait()` for its durable result."""
 
-    def __init__(self, fn):
+    __slots__ = ("fn", "after", "result", "error", "done")
+
+    def __init__(self, fn, after=None):
         self.fn = fn
+        self.after = after
         self.result = None
         self.error: BaseException | None = None
         self.done = trio.Event()
+
+    async def wait(self):
+        await self.done.wait()
+        if self.error is not None:
+            raise self.error
+        return self.result
 
 
 class WriterStats:
@@ -172,7 +184,7 @@ class Store:
         self.path = Path(path)
         self.batch = batch
         self.stats = WriterStats()
-        self._send, self._recv = trio.open_memory_channel(max(1024, batch * 4))
+        self._send, self._recv = trio.open_memory_channel(max(WRITE_QUEUE, batch * 4))
         self._closed = False
         self.path.mkdir(parents=True, exist_ok=True)
         try:
@@ -239,15 +251,31 @@ class Store:
         """
         if self._closed:
             raise Unavailable("the server is shutting down")
-        item = _Pending(fn)
+        item = Pending(fn)
         try:
             await self._send.send(item)
         except (trio.ClosedResourceError, trio.BrokenResourceError):
             raise Unavailable("the server is shutting down") from None
-        await item.done.wait()
-        if item.error is not None:
-            raise item.error
-        return item.result
+        return await item.wait()
+
+    def submit(self, fn: Callable[[Txn], Any], after: Callable[[Any], None] | None = None) -> Pending:
+        """Queue `fn` for the next group commit without waiting, keeping the caller's order.
+
+        `after(result)` runs on the event loop, in commit order, once the write is durable
+        (and only if `fn` succeeded): the place to publish what the write made true, so it
+        happens even if the submitter stops waiting. A connection can thus pipeline its
+        writes into one commit while acknowledging them in order.
+        """
+        if self._closed:
+            raise Unavailable("the server is shutting down")
+        item = Pending(fn, after)
+        try:
+            self._send.send_nowait(item)
+        except trio.WouldBlock:
+            raise Unavailable("the server is overloaded; try again") from None
+        except (trio.ClosedResourceError, trio.BrokenResourceError):
+            raise Unavailable("the server is shutting down") from None
+        return item
 
     async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
         """The group-commit writer. Ends after `close_writes()` once every queued write is committed."""
@@ -264,9 +292,14 @@ class Store:
                 with trio.CancelScope(shield=True):
                     await trio.to_thread.run_sync(self._commit, batch)
                 for item in batch:
+                    if item.after is not None and item.error is None:
+                        try:
+                            item.after(item.result)
+                        except Exception:
+                            log.exception("after-commit callback failed")
                     item.done.set()
 
-    def _commit(self, batch: list[_Pending]) -> None:
+    def _commit(self, batch: list[Pending]) -> None:
         started = time.perf_counter()
         try:
             with self.env.begin(write=True) as txn:

@@ -96,19 +96,28 @@ def _attachments(items: list) -> tuple[Attachment, ...]:
     return tuple(out)
 
 
-async def send_message(s, packet: dict) -> None:
-    """packet message {id, cid, body, x?, attachments?} → ack {mid, server_mid, t} once durable"""
-    mid = packet.get("id") if isinstance(packet, dict) else None
+def submit_message(s, packet: dict):
+    """packet message {id, cid, body, x?, attachments?}: validate and queue the write.
+
+    Returns the pending write; `acknowledge` answers it once it is durable.
+    """
+    s.require_login()
+    m = msgspec.convert(packet, wire.MessageIn)
+    return s.core.messages.submit(
+        s.user_id, parse_id(m.cid, "conversation"), body=m.body, x=m.x,
+        attachments=_attachments(m.attachments), client_id=m.id, origin=s.conn)
+
+
+async def acknowledge(s, mid, pending) -> None:
+    """→ ack {mid, server_mid, t} once the message is durable, or {message: {id, error}}."""
     try:
-        s.require_login()
-        m = msgspec.convert(packet, wire.MessageIn)
-        msg, _ = await s.core.messages.send(
-            s.user_id, parse_id(m.cid, "conversation"), body=m.body, x=m.x,
-            attachments=_attachments(m.attachments), client_id=m.id, origin=s.conn)
+        if isinstance(pending, BaseException):
+            raise pending
+        msg, _, _ = await pending.wait()
     except Exception as exc:
         s.send({"message": {"id": mid, "error": error_body(exc)}})
         return
-    ack = {"mid": m.id, "server_mid": str(msg.id), "t": msg.created_at // 1000}
+    ack = {"mid": mid, "server_mid": str(msg.id), "t": msg.created_at // 1000}
     # The document calls it `ack`; the vendor's server and SDK call it `ask`. Send both.
     s.send({"ack": ack, "ask": ack})
 

@@ -9,6 +9,7 @@ or the bare packets `message`, `typing` and `system_message`. Errors are
 import logging
 
 import msgspec
+import trio
 
 from ...core import events as ev
 from ...core.errors import ChatdError, RateLimited, Unauthorized
@@ -22,11 +23,15 @@ _frame_decoder = msgspec.json.Decoder(wire.Frame)
 _encode = msgspec.json.Encoder().encode
 
 OPERATIONS = {**ops_account.OPERATIONS, **ops_chat.OPERATIONS, **ops_extras.OPERATIONS}
+# Messages a connection may have in flight (submitted, not yet acknowledged). Pipelined sends
+# share group commits; past this many, the connection's reader waits.
+PIPELINE = 64
 PUBLIC = {"user_create", "user_login", "connect", "ping"}
 
 
-def encode(packet: dict) -> str:
-    return _encode(packet).decode()
+def encode(packet: dict) -> bytes:
+    """JSON as UTF-8 bytes: the gateway sends bytes as a text frame without re-encoding."""
+    return _encode(packet)
 
 
 class SamaSession:
@@ -38,6 +43,7 @@ class SamaSession:
         self.session_id: int | None = None
         self.device_id: str | None = None
         self.watching: set[int] = set()
+        self._acks_send, self._acks_recv = trio.open_memory_channel(PIPELINE)
 
     # -- sending --------------------------------------------------------------------------------
 
@@ -86,7 +92,7 @@ class SamaSession:
                 request_id = frame.request.get("id")
                 await self._request(frame.request)
             elif frame.message is not None:
-                await ops_chat.send_message(self, frame.message)
+                await self._submit_message(frame.message)
             elif frame.typing is not None:
                 ops_chat.typing(self, frame.typing)
             elif frame.system_message is not None:
@@ -98,6 +104,19 @@ class SamaSession:
         except Exception as exc:
             log.exception("sama frame failed")
             self.reply_error(request_id, exc)
+
+    async def _submit_message(self, packet: dict) -> None:
+        mid = packet.get("id")
+        try:
+            pending = ops_chat.submit_message(self, packet)
+        except Exception as exc:  # answered in order, after the acks of earlier messages
+            pending = exc
+        await self._acks_send.send((mid, pending))
+
+    async def run(self) -> None:
+        """Acknowledge submitted messages in the order they were sent, each once durable."""
+        async for mid, pending in self._acks_recv:
+            await ops_chat.acknowledge(self, mid, pending)
 
     async def _request(self, request: dict) -> None:
         request_id = request.get("id")

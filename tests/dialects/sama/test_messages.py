@@ -214,3 +214,32 @@ async def test_message_read_unknown_ids_are_404(server, nursery):
     await b1.ok("message_read", {"cid": cid, "ids": [mid]})  # already read: fine, no event
     await a1.wait_for("message_read")
     await a1.expect_no("message_read", within=0.2)
+
+
+async def test_pipelined_sends_are_acked_in_order_and_share_commits(server, nursery):
+    """A client may send without waiting for acks: the writes share group commits, every ack
+    (and the error of a bad message in the middle) comes back in the order sent, and the
+    partner receives every message."""
+    a1, _, b1, _ = await two_users(server, nursery)
+    cid = await private_chat(a1, b1)
+    commits_before = server.core.store.stats.commits
+    mids = [f"p{i}" for i in range(40)]
+    for i, mid in enumerate(mids):
+        body = "" if i == 20 else f"n{i}"  # an empty message is refused, in its place in the order
+        await a1.send({"message": {"id": mid, "cid": cid, "body": body}})
+    answered = []
+    with trio.fail_after(10):
+        while len(answered) < len(mids):
+            packet = await a1.receive()
+            if "ack" in packet:
+                answered.append(packet["ack"]["mid"])
+            elif "message" in packet and "error" in packet["message"]:
+                answered.append(("error", packet["message"]["id"]))
+    assert answered == [("error", m) if i == 20 else m for i, m in enumerate(mids)]
+    assert server.core.store.stats.commits - commits_before < len(mids) - 1
+    bodies = []
+    with trio.fail_after(10):
+        while len(bodies) < len(mids) - 1:
+            packet = await b1.wait_for("message")
+            bodies.append(packet["message"]["body"])
+    assert bodies == [f"n{i}" for i in range(40) if i != 20]  # published in commit order
