@@ -105,7 +105,10 @@ def test_repo_config_documents_the_real_defaults(tmp_path):
     """config.toml says its values are the defaults (unless marked): an empty config must agree."""
     documented = dict(_flat(config_mod.to_dict(config_mod.load(REPO_CONFIG))))
     defaults = dict(_flat(config_mod.to_dict(config_mod.parse("", REPO_CONFIG))))
-    differ = {k: (documented[k], defaults[k]) for k in documented if documented[k] != defaults[k]}
+    # A dialect's own options are checked by the dialect, which knows their defaults.
+    core_keys = [k for k in documented if k in defaults]
+    assert len(core_keys) >= 40
+    differ = {k: (documented[k], defaults[k]) for k in core_keys if documented[k] != defaults[k]}
     assert differ == {}
 
 

@@ -53,9 +53,8 @@ Engine.IO limits come from the config: maxPayload = `limits.max_ws_frame`,
 outbound queue = `limits.outbound_queue` (a socket that falls behind is
 disconnected and reconnects, then refetches with GET /messages), CORS =
 `server.cors_origins` (also applied to the REST routes, with preflights). At
-shutdown every Socket.IO session is closed (WebSocket 1001); hypercorn may drop
-a WebSocket before that close frame is written (the client sees 1006), and
-stock clients reconnect either way.
+shutdown every Socket.IO session is closed with WebSocket code 1001 before the
+HTTP server stops.
 """
 
 import msgspec
