@@ -78,7 +78,7 @@ class Messages:
 
     def submit(self, actor: int, cid: int, *, body: str, x: dict | None = None,
                attachments: tuple[Attachment, ...] = (), client_id: str | None = None,
-               origin=None) -> Pending:
+               origin=None, on_done=None) -> Pending:
         """`send` without waiting: validate, queue the write, and return the pending write, whose
         `wait()` gives `(message, participants, duplicate)` once durable. The message is published
         right after its commit whether or not anyone waits, so a connection can pipeline sends."""
@@ -130,7 +130,7 @@ class Messages:
             if not duplicate:
                 self.bus.publish(MessageCreated(message=stored), participants, origin=origin)
 
-        return self.store.submit(send_txn, after=publish)
+        return self.store.submit(send_txn, after=publish, on_done=on_done)
 
     @staticmethod
     def _check_attachment_txn(txn: Txn, actor: int, att: Attachment) -> None:

@@ -40,7 +40,7 @@ class Transport(Protocol):
 
 class Handler(Protocol):
     """A dialect's side of one connection. Frames it queues are text: `str`, or `bytes` that are
-    already UTF-8. It may also define `async def run(self)`, started beside the reader."""
+    already UTF-8."""
 
     async def on_message(self, data: str | bytes) -> None: ...
     def render(self, envelope: Envelope) -> str | bytes | None: ...
@@ -110,8 +110,6 @@ class Connection:
                 async with trio.open_nursery() as nursery:
                     nursery.start_soon(self._writer, handler)
                     nursery.start_soon(self._heartbeat)
-                    if hasattr(handler, "run"):  # a handler's own background work, e.g. ordered acks
-                        nursery.start_soon(handler.run)
                     await self._reader(handler)
                     nursery.cancel_scope.cancel()
         except* TransportClosed:

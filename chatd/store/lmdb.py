@@ -140,11 +140,12 @@ def _prefix_end(prefix: bytes) -> bytes | None:
 class Pending:
     """A write handed to the group-commit writer; `await wait()` for its durable result."""
 
-    __slots__ = ("fn", "after", "result", "error", "done")
+    __slots__ = ("fn", "after", "on_done", "result", "error", "done")
 
-    def __init__(self, fn, after=None):
+    def __init__(self, fn, after=None, on_done=None):
         self.fn = fn
         self.after = after
+        self.on_done = on_done
         self.result = None
         self.error: BaseException | None = None
         self.done = trio.Event()
@@ -258,17 +259,19 @@ class Store:
             raise Unavailable("the server is shutting down") from None
         return await item.wait()
 
-    def submit(self, fn: Callable[[Txn], Any], after: Callable[[Any], None] | None = None) -> Pending:
+    def submit(self, fn: Callable[[Txn], Any], after: Callable[[Any], None] | None = None,
+               on_done: Callable[[Pending], None] | None = None) -> Pending:
         """Queue `fn` for the next group commit without waiting, keeping the caller's order.
 
         `after(result)` runs on the event loop, in commit order, once the write is durable
         (and only if `fn` succeeded): the place to publish what the write made true, so it
-        happens even if the submitter stops waiting. A connection can thus pipeline its
-        writes into one commit while acknowledging them in order.
+        happens even if the submitter stops waiting. `on_done(pending)` runs next, whether
+        `fn` succeeded or raised. Both run in submission order, so a connection can pipeline
+        its writes into shared commits and acknowledge each from `on_done`, in order.
         """
         if self._closed:
             raise Unavailable("the server is shutting down")
-        item = Pending(fn, after)
+        item = Pending(fn, after, on_done)
         try:
             self._send.send_nowait(item)
         except trio.WouldBlock:
@@ -292,11 +295,13 @@ class Store:
                 with trio.CancelScope(shield=True):
                     await trio.to_thread.run_sync(self._commit, batch)
                 for item in batch:
-                    if item.after is not None and item.error is None:
-                        try:
+                    try:
+                        if item.after is not None and item.error is None:
                             item.after(item.result)
-                        except Exception:
-                            log.exception("after-commit callback failed")
+                        if item.on_done is not None:
+                            item.on_done(item)
+                    except Exception:
+                        log.exception("after-commit callback failed")
                     item.done.set()
 
     def _commit(self, batch: list[Pending]) -> None:

@@ -96,30 +96,24 @@ def _attachments(items: list) -> tuple[Attachment, ...]:
     return tuple(out)
 
 
-def submit_message(s, packet: dict):
-    """packet message {id, cid, body, x?, attachments?}: validate and queue the write.
-
-    Returns the pending write; `acknowledge` answers it once it is durable.
-    """
+def submit_message(s, packet: dict, on_done) -> None:
+    """packet message {id, cid, body, x?, attachments?}: validate and queue the write;
+    `on_done(pending)` runs once it is durable (or failed)."""
     s.require_login()
     m = msgspec.convert(packet, wire.MessageIn)
-    return s.core.messages.submit(
+    s.core.messages.submit(
         s.user_id, parse_id(m.cid, "conversation"), body=m.body, x=m.x,
-        attachments=_attachments(m.attachments), client_id=m.id, origin=s.conn)
+        attachments=_attachments(m.attachments), client_id=m.id, origin=s.conn, on_done=on_done)
 
 
-async def acknowledge(s, mid, pending) -> None:
-    """→ ack {mid, server_mid, t} once the message is durable, or {message: {id, error}}."""
-    try:
-        if isinstance(pending, BaseException):
-            raise pending
-        msg, _, _ = await pending.wait()
-    except Exception as exc:
-        s.send({"message": {"id": mid, "error": error_body(exc)}})
-        return
+def ack_packet(mid, msg) -> dict:
     ack = {"mid": mid, "server_mid": str(msg.id), "t": msg.created_at // 1000}
     # The document calls it `ack`; the vendor's server and SDK call it `ask`. Send both.
-    s.send({"ack": ack, "ask": ack})
+    return {"ack": ack, "ask": ack}
+
+
+def send_error_packet(mid, exc: BaseException) -> dict:
+    return {"message": {"id": mid, "error": error_body(exc)}}
 
 
 async def message_list(s, body) -> dict:

@@ -6,6 +6,7 @@ or the bare packets `message`, `typing` and `system_message`. Errors are
 400 with no id. Nothing a client sends can close another connection.
 """
 
+import collections
 import logging
 
 import msgspec
@@ -43,7 +44,10 @@ class SamaSession:
         self.session_id: int | None = None
         self.device_id: str | None = None
         self.watching: set[int] = set()
-        self._acks_send, self._acks_recv = trio.open_memory_channel(PIPELINE)
+        # Messages sent and not yet answered, oldest first: [mid, answer packet or None].
+        # Created on the first message; idle connections stay small.
+        self._unanswered: collections.deque | None = None
+        self._room: trio.Event | None = None
 
     # -- sending --------------------------------------------------------------------------------
 
@@ -106,17 +110,35 @@ class SamaSession:
             self.reply_error(request_id, exc)
 
     async def _submit_message(self, packet: dict) -> None:
-        mid = packet.get("id")
-        try:
-            pending = ops_chat.submit_message(self, packet)
-        except Exception as exc:  # answered in order, after the acks of earlier messages
-            pending = exc
-        await self._acks_send.send((mid, pending))
+        """Queue a message's write without waiting for it, so a client's pipelined messages share
+        group commits; answers (ack or error) still go out in the order the messages came."""
+        if self._unanswered is None:
+            self._unanswered = collections.deque()
+        while len(self._unanswered) >= PIPELINE:
+            self._room = trio.Event()
+            await self._room.wait()
+        entry = [packet.get("id"), None]
+        self._unanswered.append(entry)
 
-    async def run(self) -> None:
-        """Acknowledge submitted messages in the order they were sent, each once durable."""
-        async for mid, pending in self._acks_recv:
-            await ops_chat.acknowledge(self, mid, pending)
+        def done(pending) -> None:
+            if pending.error is None:
+                entry[1] = ops_chat.ack_packet(entry[0], pending.result[0])
+            else:
+                entry[1] = ops_chat.send_error_packet(entry[0], pending.error)
+            self._flush_answers()
+
+        try:
+            ops_chat.submit_message(self, packet, done)
+        except Exception as exc:
+            entry[1] = ops_chat.send_error_packet(entry[0], exc)
+            self._flush_answers()
+
+    def _flush_answers(self) -> None:
+        queue = self._unanswered
+        while queue and queue[0][1] is not None:
+            self.send(queue.popleft()[1])
+        if self._room is not None and len(queue) < PIPELINE:
+            self._room.set()
 
     async def _request(self, request: dict) -> None:
         request_id = request.get("id")
