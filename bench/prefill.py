@@ -15,20 +15,9 @@ from .common import PASSWORD, log
 
 async def _with_core(config_path: Path, work, *, batch: int = 1024):
     from chatd import config as config_mod
-    from chatd.core.services import Core
-    from chatd.store.lmdb import Store
+    from chatd.cli import with_core
 
-    config = config_mod.load(config_path)
-    store = Store(config.data_dir, map_size=config.storage.map_size_mb << 20, batch=batch)
-    try:
-        async with trio.open_nursery() as nursery:
-            await nursery.start(store.run)
-            try:
-                return await work(Core(config, store))
-            finally:
-                await store.close_writes()
-    finally:
-        store.close()
+    return await with_core(config_mod.load(config_path), work, batch=batch)
 
 
 def history(config_path: Path, out: Path, count: int, *, concurrency: int = 512) -> dict:

@@ -136,14 +136,16 @@ def data_lock(config):
         yield
 
 
-def _open_store(config) -> Store:
-    return Store(config.data_dir, map_size=config.storage.map_size_mb << 20, batch=config.storage.commit_batch)
+def _open_store(config, batch: int | None = None) -> Store:
+    return Store(config.data_dir, map_size=config.storage.map_size_mb << 20,
+                 batch=batch or config.storage.commit_batch)
 
 
-async def _with_core(config, work):
+async def with_core(config, work, *, batch: int | None = None):
+    """Run `await work(core)` on the data directory without serving (CLI tasks, bench set-up)."""
     from .core.services import Core
 
-    store = _open_store(config)
+    store = _open_store(config, batch)
     try:
         async with trio.open_nursery() as nursery:
             await nursery.start(store.run)
@@ -169,7 +171,7 @@ def _admin(args, config) -> int:
         async def create(core):
             return await core.accounts.create(args.name, password=password or None)
 
-        user = trio.run(_with_core, config, create)
+        user = trio.run(with_core, config, create)
         print(json.dumps({"id": str(user.id), "login": user.login}))
     elif args.admin_command == "create-token":
         from .core import admin_tokens
@@ -177,7 +179,7 @@ def _admin(args, config) -> int:
         async def create_token(core):
             return await core.store.write(lambda txn: admin_tokens.create_txn(txn, core.ids, args.name))
 
-        token = trio.run(_with_core, config, create_token)
+        token = trio.run(with_core, config, create_token)
         print(token)
         print("Store it now: chatd keeps only its hash and cannot show it again.", file=sys.stderr)
     return 0

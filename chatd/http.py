@@ -13,6 +13,24 @@ access_log = logging.getLogger("chatd.access")
 log = logging.getLogger("chatd.http")
 
 
+class BodyError(ValueError):
+    """The request body is not the JSON object a route expects (dialects map it to their 400)."""
+
+
+async def json_object() -> dict:
+    """The request body as a JSON object; an empty body is `{}`."""
+    raw = await request.get_data()
+    if not raw:
+        return {}
+    try:
+        data = msgspec.json.decode(raw)
+    except msgspec.DecodeError:
+        raise BodyError("the body is not JSON") from None
+    if not isinstance(data, dict):
+        raise BodyError("the body must be a JSON object")
+    return data
+
+
 def json_response(body, status: int = 200, headers: dict | None = None) -> Response:
     return Response(msgspec.json.encode(body), status=status, headers=headers, content_type="application/json")
 

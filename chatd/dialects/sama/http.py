@@ -1,10 +1,9 @@
 """SAMA's HTTP routes: POST /login and POST /logout (access token + refresh-token cookie)."""
 
-import msgspec
 from quart import Blueprint, request
 
 from ...core.errors import ChatdError, Unauthorized
-from ...http import json_response
+from ...http import BodyError, json_object, json_response
 from . import wire
 from .errors import BadFormat, error_body
 
@@ -38,16 +37,10 @@ def blueprint(core, settings) -> Blueprint:
         return response
 
     async def body() -> dict:
-        raw = await request.get_data()
-        if not raw:
-            return {}
         try:
-            data = msgspec.json.decode(raw)
-        except msgspec.DecodeError:
-            raise BadFormat("the body is not JSON") from None
-        if not isinstance(data, dict):
-            raise BadFormat("the body must be a JSON object")
-        return data
+            return await json_object()
+        except BodyError as e:
+            raise BadFormat(str(e)) from None
 
     @bp.post("/login")
     async def login():

@@ -3,11 +3,10 @@
 import functools
 import secrets
 
-import msgspec
 from quart import Blueprint, Response, request
 
 from ...core.errors import Conflict, NotFound, Unauthorized
-from ...http import json_response
+from ...http import BodyError, json_object, json_response
 from . import lookup
 from .errors import BadRequest, NotModified, error_response
 from .wire import (
@@ -53,16 +52,10 @@ def blueprint(core, options: Options, cors_origins: tuple[str, ...], prefix: str
         """A JSON object (or a form) body; too large or malformed → 400."""
         if request.mimetype in ("application/x-www-form-urlencoded", "multipart/form-data"):
             return dict((await request.form).items())
-        raw = await request.get_data()
-        if not raw:
-            return {}
         try:
-            data = msgspec.json.decode(raw)
-        except msgspec.DecodeError:
-            raise BadRequest("the body is not JSON") from None
-        if not isinstance(data, dict):
-            raise BadRequest("the body must be a JSON object")
-        return data
+            return await json_object()
+        except BodyError as e:
+            raise BadRequest(str(e)) from None
 
     def required_str(data: dict, name: str, *, allow_empty: bool = False) -> str:
         value = data.get(name)
