@@ -8,7 +8,9 @@ import argparse
 import re
 import sys
 from collections import Counter
+from pathlib import Path
 
+REPO = str(Path(__file__).resolve().parents[1])  # frames of our own code print repo-relative
 _LINE = re.compile(r"^(.*) (\d+)$")
 _FRAME = re.compile(r"^(.*?) \((.*?)(?::\d+)?\)$")
 
@@ -18,7 +20,7 @@ def frame_name(frame: str) -> str:
     if not m:
         return frame.strip()
     func, path = m.groups()
-    for marker in ("site-packages/", "/work/main/", "lib/python3"):
+    for marker in ("site-packages/", f"{REPO}/", "lib/python3"):
         if marker in path:
             path = path.split(marker, 1)[1]
             break
