@@ -52,6 +52,9 @@ def create_app(server) -> QuartTrio:
     @app.after_request
     async def _count(response):
         stats.count(request.method, response.status_code)
+        if response.status_code == 413:
+            # The rest of the refused body was never read: the connection cannot carry another request.
+            response.headers["Connection"] = "close"
         if config.log.access_log:
             access_log.info(
                 "%s %s %s", request.method, request.path, response.status_code,

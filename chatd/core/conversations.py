@@ -216,8 +216,8 @@ class Conversations:
 
         conv, members, created, notified = await self.store.write(create_txn)
         if notified:
-            self.bus.publish(ConversationCreated(conversation=conv, participants=tuple(members), actor_id=actor),
-                             notified)
+            self.oplog.publish(ConversationCreated(conversation=conv, participants=tuple(members), actor_id=actor),
+                               notified, op_id)
         return conv, members, created
 
     async def update(self, actor: int, cid: int, *, name=None, description=None,
@@ -274,11 +274,11 @@ class Conversations:
             return conv, after, updated, kicked, removed, messages
 
         conv, after, updated, kicked, removed, messages = await self.store.write(update_txn)
-        self.bus.publish(updated, after)
+        self.oplog.publish(updated, after, ids[0])
         if removed:
-            self.bus.publish(kicked, removed)
+            self.oplog.publish(kicked, removed, ids[1])
         for msg in messages:
-            self.bus.publish(MessageCreated(message=msg), after)
+            self.oplog.publish(MessageCreated(message=msg), after, msg.id)
         return conv, after
 
     async def leave(self, actor: int, cid: int) -> None:
@@ -312,8 +312,8 @@ class Conversations:
 
         conv, rest, msg, updated = await self.store.write(leave_txn)
         if msg is not None:
-            self.bus.publish(MessageCreated(message=msg), rest)
-            self.bus.publish(updated, rest)
+            self.oplog.publish(MessageCreated(message=msg), rest, msg_id)
+            self.oplog.publish(updated, rest, op_id)
 
     def _delete_txn(self, txn: Txn, conv: Conversation) -> None:
         for key, _ in list(txn.scan_raw("convidmsgid_msg", prefix=keys.u64(conv.id))):

@@ -128,7 +128,7 @@ class Messages:
         def publish(result) -> None:
             stored, participants, duplicate = result
             if not duplicate:
-                self.bus.publish(MessageCreated(message=stored), participants, origin=origin)
+                self.oplog.publish(MessageCreated(message=stored), participants, stored.id, origin=origin)
 
         return self.store.submit(send_txn, after=publish, on_done=on_done)
 
@@ -218,7 +218,7 @@ class Messages:
             return msg, participants
 
         msg, participants = await self.store.write(edit_txn)
-        self.bus.publish(MessageEdited(message=msg, editor_id=actor), participants, origin=origin)
+        self.oplog.publish(MessageEdited(message=msg, editor_id=actor), participants, op_id, origin=origin)
         return msg
 
     async def delete(self, actor: int, cid: int, ids: list[int], *, for_all: bool, origin=None) -> list[int]:
@@ -252,7 +252,8 @@ class Messages:
 
         found, participants = await self.store.write(delete_txn)
         if for_all:
-            self.bus.publish(MessagesDeleted(cid=cid, ids=tuple(found), actor_id=actor), participants, origin=origin)
+            self.oplog.publish(MessagesDeleted(cid=cid, ids=tuple(found), actor_id=actor), participants, op_id,
+                               origin=origin)
         return found
 
     async def mark_read(self, actor: int, cid: int, ids: list[int] | None = None) -> list[int]:
@@ -295,7 +296,7 @@ class Messages:
 
         events = await self.store.write(read_txn)
         for event, author in events:
-            self.bus.publish(event, [author])
+            self.oplog.publish(event, [author], op_id)
         return [mid for event, _ in events for mid in event.ids]
 
     def typing(self, actor: int, cid: int, status: str | None = None, origin=None) -> None:
@@ -332,5 +333,5 @@ class Messages:
             return audience
 
         audience = await self.store.write(system_txn)
-        self.bus.publish(event, audience, origin=origin)
+        self.oplog.publish(event, audience, op_id, origin=origin)
         return event

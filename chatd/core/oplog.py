@@ -5,13 +5,18 @@ every member of the audience who is offline at that moment; read back by
 clients on reconnect; pruned after `retention.oplog_days`.
 """
 
+import logging
+
 import msgspec
 
 from ..store import keys
 from ..store.lmdb import Store, Txn
 from .bus import Bus
+from .errors import Unavailable
 from .events import Event, decode_event
 from .ids import lowest_id_at
+
+log = logging.getLogger("chatd.oplog")
 
 
 class OpLog:
@@ -27,6 +32,30 @@ class OpLog:
             for uid in offline:
                 txn.put("useridopid_op", keys.pair(uid, op_id), value)
         return offline
+
+    def publish(self, event: Event, audience, op_id: int, *, origin=None) -> None:
+        """Publish a committed event, then log it for whoever in the audience is offline by now
+        and has no entry for it yet.
+
+        `log_offline_txn` decided who was offline inside the write (in the writer thread); a
+        user whose last connection closed between that moment and this publish would
+        otherwise get neither the live event nor the log entry.
+        """
+        audience = list(audience)
+        self.bus.publish(event, audience, origin=origin)
+        missed = [uid for uid in audience if not self.bus.online(uid)]
+        if not missed:
+            return
+        with self.store.read() as txn:
+            missed = [uid for uid in missed if not txn.exists("useridopid_op", keys.pair(uid, op_id))]
+        if missed:
+            value = msgspec.to_builtins(event)
+            try:
+                self.store.submit(lambda txn: [txn.put("useridopid_op", keys.pair(uid, op_id), value)
+                                               for uid in missed])
+            except Unavailable:
+                log.warning("op log entry not written: the store is closing",
+                            extra={"fields": {"op_id": op_id, "users": len(missed)}})
 
     def entries(self, user_id: int, *, after_ms: int | None = None, before_ms: int | None = None,
              limit: int = 100) -> list[tuple[int, Event]]:
