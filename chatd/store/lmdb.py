@@ -35,6 +35,11 @@ class StoreError(Exception):
     """The data directory cannot be used (newer format, corrupt, locked)."""
 
 
+def decode(raw: bytes, type: type | None = None):
+    value = cbor2.loads(raw)
+    return msgspec.convert(value, type) if type is not None else value
+
+
 def encode(value: Any) -> bytes:
     if isinstance(value, msgspec.Struct):
         value = msgspec.to_builtins(value)

@@ -122,10 +122,11 @@ async def message_list(s, body) -> dict:
     cid = parse_id(get(body, "cid", str | int, required=True), "conversation")
     gt, lt = time_range(body)
     msgs = s.core.messages.history(s.user_id, cid, limit=limit(body, 50, 100), after_ms=gt, before_ms=lt)
-    marks = s.core.messages.read_marks(cid)
+    flags = s.core.messages.read_flags(cid, msgs)
     system_users = [m.x.get("user_id") for m in msgs if m.system and m.x]
     users = s._users(system_users) if system_users else None
-    return {"messages": [wire.message(m, users, "read" if s.core.messages.is_read(m, marks) else "sent") for m in msgs]}
+    return {"messages": [wire.message_json(m, users, "read" if read else "sent")
+                         for m, read in zip(msgs, flags, strict=True)]}
 
 
 async def message_read(s, body) -> dict:

@@ -135,6 +135,26 @@ def message(m: Message, users: dict[int, User] | None = None, status: str | None
     return out
 
 
+_RENDERED: dict[tuple, msgspec.Raw] = {}
+RENDERED_CACHE = 50_000
+_encode = msgspec.json.Encoder().encode
+
+
+def message_json(m: Message, users: dict[int, User] | None, status: str):
+    """`message(...)`, pre-encoded and cached: a history page is mostly the same messages again.
+    System messages show users, who may change, so they are rendered each time."""
+    if m.system:
+        return message(m, users, status)
+    key = (m.id, m.updated_at, status)
+    raw = _RENDERED.get(key)
+    if raw is None:
+        raw = msgspec.Raw(_encode(message(m, None, status)))
+        if len(_RENDERED) >= RENDERED_CACHE:
+            del _RENDERED[next(iter(_RENDERED))]
+        _RENDERED[key] = raw
+    return raw
+
+
 def system_x(x: dict, users: dict[int, User] | None) -> dict:
     """Stored participant messages keep a user id; the wire shows the user."""
     uid = x.get("user_id")
