@@ -14,7 +14,6 @@ and the temp dir removed on the way out, whatever happens; it also dies with thi
 """
 
 import re
-import signal
 import socket
 import subprocess
 import sys
@@ -31,6 +30,7 @@ from .common import (
     _die_with_parent,
     log,
     raise_nofile,
+    stop_process,
     write_config,
 )
 
@@ -104,13 +104,8 @@ def main(argv=None) -> int:
         log(f"at_commit: {e}")
         return 1
     finally:
-        if proc is not None and proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=10)
+        if proc is not None:
+            stop_process(proc)
         subprocess.run(["rm", "-rf", str(work)], check=False)
 
 

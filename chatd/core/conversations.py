@@ -7,17 +7,20 @@ People who blocked the actor are not added by the actor. Adding, removing and
 leaving are recorded as system messages in the history.
 """
 
+from collections.abc import Callable
+
 import msgspec
 
 from ..store import keys
 from ..store.lmdb import Store, Txn
 from . import validate
+from .accounts import Accounts
 from .bus import Bus
 from .clock import now_ms
 from .errors import Forbidden, Invalid, NotFound
 from .events import ConversationCreated, ConversationKicked, ConversationUpdated, MessageCreated
 from .ids import Snowflakes
-from .models import Conversation, Member, Message, User
+from .models import Conversation, Member, Message
 from .oplog import OpLog
 
 MAX_PARTICIPANTS = 1000
@@ -100,17 +103,17 @@ class Conversations:
 
     def view_txn(self, txn: Txn, conv: Conversation, viewer: int) -> ConversationView:
         member = self.member_txn(txn, conv.id, viewer)
-        hidden = keys.u64(viewer)  # + message id: in `useridmsgid_` when the viewer deleted it for themself
+        hidden = hidden_check_txn(txn, viewer)
         last = None
         for key, msg in txn.scan("convidmsgid_msg", Message, prefix=keys.u64(conv.id), reverse=True):
-            if not txn.exists("useridmsgid_", hidden + key[8:]):
+            if not hidden(key):
                 last = msg
                 break
         unread = 0
         if member is not None:
             start = keys.pair(conv.id, member.last_read + 1)
             unread = sum(1 for key, _ in txn.scan_raw("convidmsgid_msg", prefix=keys.u64(conv.id), start=start)
-                         if not txn.exists("useridmsgid_", hidden + key[8:]))
+                         if not hidden(key))
         return ConversationView(conv, self.participants_txn(txn, conv.id), last, unread)
 
     def list_for(self, user_id: int, *, limit: int = 100, updated_after: int | None = None,
@@ -157,13 +160,6 @@ class Conversations:
         txn.put_raw("msgid_convid", keys.u64(msg.id), keys.u64(conv.id))
         return msg
 
-    @staticmethod
-    def _user_txn(txn: Txn, uid: int) -> User:
-        user = txn.get("userid_user", keys.u64(uid), User)
-        if user is None:
-            raise NotFound("user not found", kind="user", id=uid)
-        return user
-
     async def create(self, actor: int, type: str, participants: list[int], *, name: str | None = None,
                      description: str | None = None, extra: dict | None = None
                      ) -> tuple[Conversation, list[int], bool]:
@@ -188,7 +184,7 @@ class Conversations:
 
         def create_txn(txn: Txn):
             for uid in others:
-                self._user_txn(txn, uid)
+                Accounts.get_txn(txn, uid)
             if type == "u":
                 pair_key = keys.pair(min(actor, others[0]), max(actor, others[0]))
                 existing = txn.get_raw("userpair_convid", pair_key)
@@ -238,7 +234,7 @@ class Conversations:
             before = self.participants_txn(txn, cid)
             added, removed, messages = [], [], []
             for uid in dict.fromkeys(add):
-                user = self._user_txn(txn, uid)
+                user = Accounts.get_txn(txn, uid)
                 if uid in before or txn.exists("useridblockedid_", keys.pair(uid, actor)):
                     continue
                 self._add_member_txn(txn, cid, uid, now)
@@ -248,7 +244,7 @@ class Conversations:
             for uid in dict.fromkeys(remove):
                 if uid not in before or uid == actor:
                     continue
-                user = self._user_txn(txn, uid)
+                user = Accounts.get_txn(txn, uid)
                 self._remove_member_txn(txn, cid, uid)
                 removed.append(uid)
                 messages.append(self._system_message_txn(
@@ -298,7 +294,7 @@ class Conversations:
                 oldest = min(rest, key=lambda uid: (self.member_txn(txn, cid, uid).joined_at, uid))
                 conv = msgspec.structs.replace(conv, owner_id=oldest, updated_at=max(now, conv.updated_at + 1))
                 txn.put("convid_conv", keys.u64(cid), conv)
-            user = self._user_txn(txn, actor)
+            user = Accounts.get_txn(txn, actor)
             msg = Message(id=msg_id, cid=cid, author_id=actor, body=f"{user.login} has left the group",
                           created_at=now, updated_at=now, x={"type": "left_participants", "user_id": actor},
                           system=True)
@@ -338,6 +334,15 @@ class Conversations:
                 self._delete_txn(txn, conv)
             elif conv.owner_id == user_id:
                 txn.put("convid_conv", keys.u64(cid), msgspec.structs.replace(conv, owner_id=rest[0]))
+
+
+def hidden_check_txn(txn: Txn, viewer: int) -> Callable[[bytes], bool]:
+    """`is_hidden(message key)` for the messages the viewer deleted for themself. Most users never
+    hide one, and for them the check costs nothing per message."""
+    prefix = keys.u64(viewer)
+    if not any(True for _ in txn.scan_raw("useridmsgid_", prefix=prefix, limit=1)):
+        return lambda key: False
+    return lambda key: txn.exists("useridmsgid_", prefix + key[8:])
 
 
 def activity_ms(view: ConversationView) -> int:

@@ -15,7 +15,7 @@ from ..store.lmdb import Pending, Store, Txn, decode
 from . import validate
 from .bus import Bus
 from .clock import now_ms
-from .conversations import Conversations
+from .conversations import Conversations, hidden_check_txn
 from .errors import Forbidden, Invalid, NotFound
 from .events import (
     MessageCreated,
@@ -171,11 +171,9 @@ class Messages:
                 if before_id is not None:
                     stop = min(stop or keys.pair(cid, keys.MAX_U64), keys.pair(cid, before_id))
                 rows = txn.scan_raw("convidmsgid_msg", prefix=prefix, stop=stop, reverse=True)
-            hidden_prefix = keys.u64(viewer)
-            # Most users never hide a message: look for their hidden ones only if there are any.
-            any_hidden = any(True for _ in txn.scan_raw("useridmsgid_", prefix=hidden_prefix, limit=1))
+            hidden = hidden_check_txn(txn, viewer)
             for key, raw in rows:
-                if any_hidden and txn.exists("useridmsgid_", hidden_prefix + key[8:]):
+                if hidden(key):
                     continue
                 out.append(self._decode(raw))
                 if len(out) >= limit:
