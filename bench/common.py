@@ -1,5 +1,5 @@
 """Shared pieces of the benchmarks: the chatd subprocess, /proc readings, percentiles, JSON lines,
-and a small SAMA WebSocket client on trio-websocket."""
+and a small SAMA WebSocket client."""
 
 import contextlib
 import ctypes
@@ -17,7 +17,8 @@ from pathlib import Path
 
 import msgspec
 import trio
-from trio_websocket import ConnectionClosed, DisconnectionTimeout, open_websocket_url
+
+from . import wsclient
 
 REPO = Path(__file__).resolve().parent.parent
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -266,26 +267,27 @@ class Client:
     async def run_reader(self) -> None:
         # Bounded by the connection: ends when it closes or the caller's cancel scope fires.
         perf = time.perf_counter
+        pending = self._pending
         while True:
-            try:
-                data = await self.ws.get_message()
-            except ConnectionClosed:
+            batch = await self.ws.receive_batch()
+            if not batch:
                 return
             now = perf()
-            packet = _decode(data)
-            response = packet.get("response")
-            if response is not None:
-                waiter = self._pending.pop(str(response.get("id")), None)
-                if waiter is not None:
-                    waiter[1] = response
-                    waiter[2] = now
-                    waiter[0].set()
-                continue
-            if self.on_packet is not None:
-                self.on_packet(self, packet, now)
+            for data in batch:
+                packet = _decode(data)
+                response = packet.get("response")
+                if response is not None:
+                    waiter = pending.pop(str(response.get("id")), None)
+                    if waiter is not None:
+                        waiter[1] = response
+                        waiter[2] = now
+                        waiter[0].set()
+                    continue
+                if self.on_packet is not None:
+                    self.on_packet(self, packet, now)
 
     async def send(self, packet: dict) -> None:
-        await self.ws.send_message(_encode(packet).decode())
+        await self.ws.send_text(_encode(packet).decode())
 
     async def request(self, op: str, body: dict, *, timeout: float = 60.0, timed: bool = False):
         rid = str(next(self._ids))
@@ -303,17 +305,7 @@ class Client:
 
 @contextlib.asynccontextmanager
 async def open_client(url: str, idx: int = 0):
-    try:
-        async with _open_client(url, idx) as c:
-            yield c
-    except* DisconnectionTimeout:
-        pass  # closing thousands of sockets at once: the server may not answer every close in time
-
-
-@contextlib.asynccontextmanager
-async def _open_client(url: str, idx: int = 0):
-    async with open_websocket_url(url, message_queue_size=100000, max_message_size=16 << 20,
-                                  connect_timeout=30, disconnect_timeout=2) as ws:
+    async with wsclient.connect(url) as ws:
         c = Client(ws, idx)
         async with trio.open_nursery() as nursery:
             nursery.start_soon(c.run_reader)

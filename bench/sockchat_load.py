@@ -27,8 +27,8 @@ import time
 import httpx
 import msgspec
 import trio
-from trio_websocket import ConnectionClosed, DisconnectionTimeout, open_websocket_url
 
+from . import wsclient
 from .common import (
     BenchError,
     emit,
@@ -67,18 +67,18 @@ class SioClient:
     async def run_reader(self) -> None:
         # Bounded by the connection: ends when it closes or the caller's cancel scope fires.
         while True:
-            try:
-                data = await self.ws.get_message()
-            except ConnectionClosed:
+            batch = await self.ws.receive_batch()
+            if not batch:
                 return
             now = perf()
-            if not isinstance(data, str) or not data:
-                continue
-            kind = data[0]
-            if kind == "2":  # Engine.IO ping
-                await self.ws.send_message("3")
-            elif kind == "4":  # Engine.IO message: a Socket.IO packet
-                self._packet(data[1:], now)
+            for data in batch:
+                if not isinstance(data, str) or not data:
+                    continue
+                kind = data[0]
+                if kind == "2":  # Engine.IO ping
+                    await self.ws.send_text("3")
+                elif kind == "4":  # Engine.IO message: a Socket.IO packet
+                    self._packet(data[1:], now)
 
     def _packet(self, text: str, now: float) -> None:
         kind, rest = text[0], text[1:]
@@ -100,28 +100,26 @@ class SioClient:
 
     async def emit(self, event: str, payload, ack_id: int | None = None) -> None:
         body = _encode([event, payload]).decode()
-        await self.ws.send_message(f"42{ack_id if ack_id is not None else ''}{body}")
+        await self.ws.send_text(f"42{ack_id if ack_id is not None else ''}{body}")
 
 
 async def _client(url: str, idx: int, token: str, channels: list[str], nursery_ready, finished):
     headers = [("Authorisation", token), ("channels", ",".join(channels))]
-    try:
-        async with open_websocket_url(url, extra_headers=headers, message_queue_size=100000,
-                                      max_message_size=16 << 20, connect_timeout=30, disconnect_timeout=2) as ws:
-            c = SioClient(ws, idx)
-            first = await ws.get_message()  # Engine.IO OPEN: 0{sid, pingInterval, ...}
-            if not first.startswith("0"):
-                raise BenchError(f"expected an Engine.IO open packet, got {first[:80]!r}")
-            async with trio.open_nursery() as nursery:
-                nursery.start_soon(c.run_reader)
-                await ws.send_message("40")
-                with trio.fail_after(30):
-                    await c.connected.wait()
-                nursery_ready(c)
-                await finished.wait()
-                nursery.cancel_scope.cancel()
-    except* DisconnectionTimeout:
-        pass
+    async with wsclient.connect(url, headers=headers) as ws:
+        c = SioClient(ws, idx)
+        with trio.fail_after(30):
+            first = await ws.receive_batch()  # Engine.IO OPEN: 0{sid, pingInterval, ...}
+        if not first or not first[0].startswith("0"):
+            raise BenchError(f"expected an Engine.IO open packet, got {first[:1]!r}")
+        ws.early = first[1:]
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(c.run_reader)
+            await ws.send_text("40")
+            with trio.fail_after(30):
+                await c.connected.wait()
+            nursery_ready(c)
+            await finished.wait()
+            nursery.cancel_scope.cancel()
 
 
 def setup_users(http_url: str, pairs: int, tag: str) -> list[dict]:
