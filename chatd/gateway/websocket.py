@@ -1,36 +1,27 @@
-"""The raw WebSocket gateway: wsproto over trio streams, the fast path for WebSocket dialects.
+"""The raw WebSocket gateway on trio streams, the fast path for WebSocket dialects.
 
 It listens on its own port, routes each upgrade request by path to a
 dialect's handler factory, and runs a `Connection` (gateway/session.py) per
-client. Outgoing frames are built here, not by wsproto: server frames are
-unmasked and we negotiate no extensions, so a frame is just a header and the
-payload, and every frame queued for a client is written with one `send_all`.
-That coalescing is what makes fan-out cheap.
+client. wsproto does the opening handshake; after it, frames are read and
+built by gateway/frames.py, and every frame queued for a client is written
+with one `send_all`. That coalescing is what makes fan-out cheap.
 """
 
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from http import HTTPStatus
 
 import trio
 from wsproto import ConnectionType, WSConnection
-from wsproto.events import (
-    AcceptConnection,
-    BytesMessage,
-    CloseConnection,
-    Ping,
-    Pong,
-    RejectConnection,
-    Request,
-    TextMessage,
-)
-from wsproto.utilities import LocalProtocolError, RemoteProtocolError
+from wsproto.events import AcceptConnection, RejectConnection, Request
+from wsproto.utilities import RemoteProtocolError
 
 from ..config import Config
 from ..core.bus import Bus
+from .frames import CLOSE, PING, PONG, FrameReader, ProtocolViolation, close_frame, frame
 from .session import (
     CLOSE_GOING_AWAY,
-    CLOSE_TOO_BIG,
     Connection,
     GatewayStats,
     Handler,
@@ -40,6 +31,7 @@ from .session import (
 log = logging.getLogger("chatd.gateway")
 
 RECEIVE_CHUNK = 65536
+MAX_REQUEST_HEAD = 16384
 HANDSHAKE_TIMEOUT = 10
 
 
@@ -53,31 +45,18 @@ class UpgradeRequest:
 HandlerFactory = Callable[[Connection, UpgradeRequest], Handler]
 
 
-def frame(payload: bytes, opcode: int = 0x1) -> bytes:
-    """One final, unmasked server frame (text by default)."""
-    n = len(payload)
-    if n < 126:
-        return bytes((0x80 | opcode, n)) + payload
-    if n < 65536:
-        return bytes((0x80 | opcode, 126)) + n.to_bytes(2, "big") + payload
-    return bytes((0x80 | opcode, 127)) + n.to_bytes(8, "big") + payload
+class WebSocketTransport:
+    """A server-side WebSocket on a trio stream, after the handshake. `send` takes text frames:
+    `str`, or `bytes` that are already UTF-8 (dialects encode JSON straight to bytes)."""
 
-
-class WsprotoTransport:
-    """A server-side WebSocket on a trio stream. `send` takes text frames: `str`, or `bytes`
-    that are already UTF-8 (dialects encode JSON straight to bytes)."""
-
-    def __init__(self, stream: trio.abc.Stream, ws: WSConnection, max_message: int, remote_port: int = 0):
+    def __init__(self, stream: trio.abc.Stream, max_message: int, remote_port: int = 0):
         self.stream = stream
         self.remote_port = remote_port
-        self.ws = ws
-        self.max_message = max_message
+        self.reader = FrameReader(max_message)
         self._send_lock = trio.Lock()
-        self._parts: list = []
-        self._size = 0
         self._pong = trio.Event()
         self._closed = False
-        self.close_code: int | None = None
+        self.close_code: int | None = None  # the client's, when it closed first
 
     async def _write(self, data: bytes) -> None:
         if self._closed:
@@ -94,53 +73,49 @@ class WsprotoTransport:
 
     async def ping(self) -> None:
         self._pong = trio.Event()
-        await self._write(self.ws.send(Ping(b"hb")))
+        await self._write(frame(b"hb", PING))
         await self._pong.wait()
 
     async def receive(self):
+        reader = self.reader
         while True:
-            for event in self.ws.events():
-                if isinstance(event, TextMessage | BytesMessage):
-                    self._size += len(event.data)
-                    if self._size > self.max_message:
-                        self.close_code = CLOSE_TOO_BIG
-                        await self.close(CLOSE_TOO_BIG, "message too big")
-                        raise TransportClosed()
-                    self._parts.append(event.data)
-                    if event.message_finished:
-                        parts, self._parts, self._size = self._parts, [], 0
-                        return parts[0] if len(parts) == 1 else parts[0][:0].join(parts)
-                elif isinstance(event, Ping):
-                    await self._write(self.ws.send(event.response()))
-                elif isinstance(event, Pong):
-                    self._pong.set()
-                elif isinstance(event, CloseConnection):
-                    self.close_code = event.code
-                    try:
-                        await self._write(self.ws.send(event.response()))
-                    except (TransportClosed, LocalProtocolError):
-                        pass
+            try:
+                item = reader.next()
+            except ProtocolViolation as e:
+                await self.close(e.code, e.reason)
+                raise TransportClosed() from None
+            if item is None:
+                try:
+                    data = await self.stream.receive_some(RECEIVE_CHUNK)
+                except (trio.BrokenResourceError, trio.ClosedResourceError):
+                    data = b""
+                if not data:
                     await self._abort()
                     raise TransportClosed()
-            try:
-                data = await self.stream.receive_some(RECEIVE_CHUNK)
-            except (trio.BrokenResourceError, trio.ClosedResourceError):
-                data = b""
-            if not data:
+                reader.feed(data)
+                continue
+            opcode, payload = item
+            if opcode < CLOSE:
+                return payload
+            if opcode == PING:
+                await self._write(frame(payload, PONG))
+            elif opcode == PONG:
+                self._pong.set()
+            else:
+                self.close_code = payload[0]
+                try:
+                    await self._write(close_frame(1000 if self.close_code == 1005 else self.close_code))
+                except TransportClosed:
+                    pass
                 await self._abort()
                 raise TransportClosed()
-            try:
-                self.ws.receive_data(data)
-            except RemoteProtocolError:
-                await self._abort()
-                raise TransportClosed() from None
 
     async def close(self, code: int, reason: str) -> None:
         if self._closed:
             return
         try:
-            await self._write(self.ws.send(CloseConnection(code=code, reason=reason[:120])))
-        except (TransportClosed, LocalProtocolError):
+            await self._write(close_frame(code, reason))
+        except TransportClosed:
             pass
         await self._abort()
 
@@ -171,17 +146,22 @@ class WebSocketGateway:
         task_status.started(self.port)
         await trio.serve_listeners(self._serve_one, listeners)
 
-    async def _handshake(self, stream: trio.SocketStream) -> tuple[WSConnection, Request] | None:
+    async def _handshake(self, stream: trio.SocketStream) -> tuple[WSConnection, Request, bytes] | None:
+        """The upgrade request, and whatever the client sent after it (its first frames)."""
         ws = WSConnection(ConnectionType.SERVER)
+        head = bytearray()
         with trio.move_on_after(HANDSHAKE_TIMEOUT):
-            while True:
+            while (end := head.find(b"\r\n\r\n")) < 0:
+                if len(head) > MAX_REQUEST_HEAD:
+                    raise RemoteProtocolError("request head too large", RejectConnection(status_code=431))
                 data = await stream.receive_some(RECEIVE_CHUNK)
                 if not data:
                     return None
-                ws.receive_data(data)
-                for event in ws.events():
-                    if isinstance(event, Request):
-                        return ws, event
+                head += data
+            ws.receive_data(bytes(head[:end + 4]))
+            for event in ws.events():
+                if isinstance(event, Request):
+                    return ws, event, bytes(head[end + 4:])
         return None
 
     async def _serve_one(self, stream: trio.SocketStream) -> None:
@@ -189,13 +169,13 @@ class WebSocketGateway:
             try:
                 shaken = await self._handshake(stream)
             except RemoteProtocolError as e:
-                await stream.send_all(
-                    f"HTTP/1.1 {e.event_hint.status_code if e.event_hint else 400} Bad Request\r\n"
-                    "Content-Length: 0\r\nConnection: close\r\n\r\n".encode())
+                status = HTTPStatus(e.event_hint.status_code if e.event_hint else 400)
+                await stream.send_all(f"HTTP/1.1 {status.value} {status.phrase}\r\n"
+                                      "Content-Length: 0\r\nConnection: close\r\n\r\n".encode())
                 return
             if shaken is None:
                 return
-            ws, request = shaken
+            ws, request, early = shaken
             path = request.target.split("?", 1)[0].rstrip("/") or "/"
             factory = self.routes.get(path)
             if factory is None or self._closing:
@@ -209,7 +189,8 @@ class WebSocketGateway:
             except OSError:
                 host, port = "", 0
             upgrade = UpgradeRequest(path=path, headers=headers, remote=f"{host}:{port}")
-            transport = WsprotoTransport(stream, ws, self.config.limits.max_ws_frame, port)
+            transport = WebSocketTransport(stream, self.config.limits.max_ws_frame, port)
+            transport.reader.feed(early)
             conn = Connection(transport, self.bus, self.config.limits, self.stats)
             self.connections.add(conn)
             try:
