@@ -505,6 +505,8 @@ def main(argv=None) -> int:
     if external_target and args.http_url:
         httpx.get(args.http_url + "/health", timeout=5)
     status = 0
+    speed = machine_speed()
+    log(f"machine speed: a 10M-step Python loop takes {speed:.2f} s")
     for workload in workloads:
         results = []
         with temp_workdir(args.keep) as wd:
@@ -534,7 +536,7 @@ def main(argv=None) -> int:
                     r = results[-1]
                     if r["workload"] != "W4" and r["server_cpu_s"]:
                         r["notes"] += f"; {r['n'] / r['server_cpu_s']:.0f} per server CPU-second"
-                    r["notes"] += f"; loadavg(1m) before {load_before:.2f}"
+                    r["notes"] += f"; loadavg(1m) before {load_before:.2f}; 10M-step loop {speed:.2f} s"
                     results[-1]["notes"] += f"; driver cpu (whole run incl. setup) {_driver_cpu() - cpu_before:.2f} s"
                     emit(results[-1])
                 except* (BenchError, OSError, trio.TooSlowError) as group:
@@ -543,6 +545,19 @@ def main(argv=None) -> int:
         if len(results) > 1:
             emit(summarize(workload, results))
     return status
+
+
+def machine_speed() -> float:
+    """Seconds for a fixed pure-Python loop (best of 3): compare runs from different machines of
+    the same nominal class, whose per-core speed can differ by 2x."""
+    best = float("inf")
+    for _ in range(3):
+        t = time.perf_counter()
+        x = 0
+        for i in range(10_000_000):
+            x += i
+        best = min(best, time.perf_counter() - t)
+    return best
 
 
 def _driver_cpu() -> float:
