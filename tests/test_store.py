@@ -5,6 +5,7 @@ import signal
 import struct
 import subprocess
 import sys
+import time
 
 import cbor2
 import pytest
@@ -213,6 +214,36 @@ async def test_failing_write_rolls_back_only_itself(store):
     with store.read() as txn:
         present = {keys.read_u64(k, 1) for k, _ in txn.scan_raw("meta", prefix=b"r")}
     assert present == {0, 1, 2, 4, 5, 6, 7}
+
+
+async def test_slow_write_function_does_not_stall_the_event_loop(store):
+    """The loop waits for a batch's functions only up to HOLD_LOOP_S; a slow one runs on alone."""
+    gaps = []
+
+    async def ticker(task_status=trio.TASK_STATUS_IGNORED):
+        last = trio.current_time()
+        task_status.started()
+        while True:
+            await trio.sleep(0.005)
+            now = trio.current_time()
+            gaps.append(now - last)
+            last = now
+
+    def slow_txn(txn: Txn):
+        time.sleep(0.5)  # holds no GIL, like a long LMDB scan
+        txn.put("meta", b"slow", 1)
+        return "ok"
+
+    async with trio.open_nursery() as nursery:
+        await nursery.start(store.run)
+        await nursery.start(ticker)
+        assert await store.write(slow_txn) == "ok"
+        nursery.cancel_scope.cancel()
+
+    assert len(gaps) > 20
+    assert max(gaps) < 0.25, f"the event loop stalled {max(gaps):.3f} s behind a slow write"
+    with store.read() as txn:
+        assert txn.get("meta", b"slow") == 1
 
 
 async def test_write_after_close_is_refused(store):

@@ -11,6 +11,7 @@ then wakes the callers.
 
 import logging
 import os
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -28,6 +29,7 @@ from .tables import FORMAT_VERSION, TABLES
 log = logging.getLogger("chatd.store")
 
 
+HOLD_LOOP_S = 0.02  # the longest the event loop waits for a batch's write functions (not its fsync)
 WRITE_QUEUE = 65536  # writes waiting for a commit; past this, submit() answers Unavailable
 
 
@@ -298,7 +300,7 @@ class Store:
                         break
                 # Not cancellable: a started commit always finishes and its callers are woken.
                 with trio.CancelScope(shield=True):
-                    await trio.to_thread.run_sync(self._commit, batch)
+                    await self._commit_in_thread(batch)
                 for item in batch:
                     try:
                         if item.after is not None and item.error is None:
@@ -309,7 +311,30 @@ class Store:
                         log.exception("after-commit callback failed")
                     item.done.set()
 
-    def _commit(self, batch: list[Pending]) -> None:
+    async def _commit_in_thread(self, batch: list[Pending]) -> None:
+        """Commit `batch` in a worker thread, holding the event loop while the batch's functions run.
+
+        py-lmdb releases the GIL around every LMDB call. With the loop busy beside it, each call
+        in the writer thread then waits for the GIL again, and a batch's functions took several
+        times their own cost. So the loop waits (GIL released) while they run, as it would have
+        waited for the GIL anyway, but at most `HOLD_LOOP_S`, and never for the disk: it is let go
+        before the commit's writes and fsyncs.
+        """
+        token = trio.lowlevel.current_trio_token()
+        finished = trio.Event()
+        outcome: list = []
+        body_done = threading.Event()
+
+        def deliver(result) -> None:
+            outcome.append(result)
+            token.run_sync_soon(finished.set)
+
+        trio.lowlevel.start_thread_soon(lambda: self._commit(batch, body_done), deliver)
+        body_done.wait(HOLD_LOOP_S)
+        await finished.wait()
+        outcome[0].unwrap()
+
+    def _commit(self, batch: list[Pending], body_done: threading.Event | None = None) -> None:
         started = time.perf_counter()
         try:
             with self.env.begin(write=True) as txn:
@@ -319,6 +344,8 @@ class Store:
                             item.result = item.fn(Txn(child, self._dbs))
                     except Exception as e:
                         item.error = e
+                if body_done is not None:
+                    body_done.set()
         except lmdb.MapFullError:
             log.error("LMDB map is full: raise storage.map_size_mb in the config")
             for item in batch:
@@ -327,6 +354,9 @@ class Store:
             log.exception("LMDB commit failed")
             for item in batch:
                 item.error = item.error or Unavailable(f"storage error: {e}")
+        finally:
+            if body_done is not None:
+                body_done.set()
         self.stats.record(len(batch), time.perf_counter() - started)
 
     async def close_writes(self) -> None:
