@@ -246,6 +246,30 @@ async def test_slow_write_function_does_not_stall_the_event_loop(store):
         assert txn.get("meta", b"slow") == 1
 
 
+async def test_generation_changes_after_the_commit_and_only_for_its_prefix(store):
+    store.watch("meta", 2)
+    seen_inside = []
+
+    def put_txn(txn: Txn):
+        txn.put("meta", b"aa-1", 1)
+        txn.delete("meta", b"cc-1")
+        seen_inside.append(store.generation("meta", b"aa"))
+        return store.generation("meta", b"aa")
+
+    async with trio.open_nursery() as nursery:
+        await nursery.start(store.run)
+        assert await store.write(put_txn) == 0  # not yet durable while the function runs
+        assert store.generation("meta", b"aa") == 1
+        assert store.generation("meta", b"cc") == 1  # a delete is a change too
+        assert store.generation("meta", b"bb") == 0
+        await store.write(lambda txn: txn.put("userid_user", b"aa-unwatched", 1))
+        assert store.generation("meta", b"aa") == 1
+        await store.close_writes()
+    store.write_now(lambda txn: txn.put("meta", b"aa-2", 2))
+    assert store.generation("meta", b"aa") == 2
+    assert seen_inside == [0]
+
+
 async def test_write_after_close_is_refused(store):
     from chatd.core.errors import Unavailable
 

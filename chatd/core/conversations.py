@@ -336,12 +336,17 @@ class Conversations:
                 txn.put("convid_conv", keys.u64(cid), msgspec.structs.replace(conv, owner_id=rest[0]))
 
 
+def hides_any_txn(txn: Txn, viewer: int) -> bool:
+    """Whether the viewer has deleted any message for themself."""
+    return any(True for _ in txn.scan_raw("useridmsgid_", prefix=keys.u64(viewer), limit=1))
+
+
 def hidden_check_txn(txn: Txn, viewer: int) -> Callable[[bytes], bool]:
     """`is_hidden(message key)` for the messages the viewer deleted for themself. Most users never
     hide one, and for them the check costs nothing per message."""
-    prefix = keys.u64(viewer)
-    if not any(True for _ in txn.scan_raw("useridmsgid_", prefix=prefix, limit=1)):
+    if not hides_any_txn(txn, viewer):
         return lambda key: False
+    prefix = keys.u64(viewer)
     return lambda key: txn.exists("useridmsgid_", prefix + key[8:])
 
 

@@ -15,7 +15,7 @@ from ..store.lmdb import Pending, Store, Txn, decode
 from . import validate
 from .bus import Bus
 from .clock import now_ms
-from .conversations import Conversations, hidden_check_txn
+from .conversations import Conversations, hidden_check_txn, hides_any_txn
 from .errors import Forbidden, Invalid, NotFound
 from .events import (
     MessageCreated,
@@ -37,6 +37,9 @@ MAX_BATCH_IDS = 100
 # and decoding (cbor2 + convert) was a quarter of a page's cost. Keyed by the bytes, an entry
 # can never be stale: an edited message is different bytes.
 DECODED_CACHE = 50_000
+# Conversations whose latest page and read marks are kept, each under the store generation of
+# its rows (see Store.generation): any durable write to them makes the entry stale.
+LATEST_CACHE = 10_000
 
 
 def check_x(x) -> dict | None:
@@ -64,6 +67,10 @@ class Messages:
         self.push = push
         self.limits = limits
         self._decoded: dict[bytes, Message] = {}
+        store.watch("convidmsgid_msg", 8)
+        store.watch("convuserid_member", 8)
+        self._latest: dict[int, tuple[int, int, list[Message]]] = {}  # cid → (generation, limit, page)
+        self._marks: dict[int, tuple[int, dict[int, int]]] = {}  # cid → (generation, marks)
 
     def _check_body(self, body) -> str:
         if not isinstance(body, str):
@@ -161,6 +168,8 @@ class Messages:
         out = []
         with self.store.read() as txn:
             self.conversations.require_member_txn(txn, cid, viewer)
+            if after_ms is None and before_ms is None and before_id is None and not hides_any_txn(txn, viewer):
+                return self._latest_txn(txn, cid, limit)
             if after_ms is not None:
                 rows = txn.scan_raw("convidmsgid_msg", prefix=prefix,
                                     start=keys.pair(cid, lowest_id_at(after_ms + 1)))
@@ -180,20 +189,41 @@ class Messages:
                     break
         return out
 
+    def _latest_txn(self, txn: Txn, cid: int, limit: int) -> list[Message]:
+        """The newest `limit` messages, served from the cache while the conversation is unchanged.
+
+        The generation is read inside the read transaction, so the page read with it is at
+        least as new as it."""
+        prefix = keys.u64(cid)
+        generation = self.store.generation("convidmsgid_msg", prefix)
+        hit = self._latest.get(cid)
+        # a cached page shorter than its limit holds the whole conversation
+        if hit is not None and hit[0] == generation and (limit <= hit[1] or len(hit[2]) < hit[1]):
+            return hit[2][:limit]
+        page = [self._decode(raw) for _, raw in txn.scan_raw("convidmsgid_msg", prefix=prefix, reverse=True,
+                                                             limit=limit)]
+        _remember(self._latest, cid, (generation, limit, page), LATEST_CACHE)
+        return page[:]
+
     def _decode(self, raw: bytes) -> Message:
         msg = self._decoded.get(raw)
         if msg is None:
             msg = decode(raw, Message)
-            if len(self._decoded) >= DECODED_CACHE:
-                del self._decoded[next(iter(self._decoded))]  # the oldest entry
-            self._decoded[raw] = msg
+            _remember(self._decoded, raw, msg, DECODED_CACHE)
         return msg
 
     def read_marks(self, cid: int) -> dict[int, int]:
         """Each participant's read watermark: the highest message id they have read."""
+        prefix = keys.u64(cid)
         with self.store.read() as txn:
-            return {keys.read_pair(key)[1]: member.last_read
-                    for key, member in txn.scan("convuserid_member", Member, prefix=keys.u64(cid))}
+            generation = self.store.generation("convuserid_member", prefix)
+            hit = self._marks.get(cid)
+            if hit is not None and hit[0] == generation:
+                return dict(hit[1])
+            marks = {keys.read_pair(key)[1]: member.last_read
+                     for key, member in txn.scan("convuserid_member", Member, prefix=prefix)}
+        _remember(self._marks, cid, (generation, marks), LATEST_CACHE)
+        return dict(marks)
 
     def read_flags(self, cid: int, msgs: list[Message]) -> list[bool]:
         """For each message, whether someone other than its author has read it."""
@@ -356,3 +386,9 @@ class Messages:
         audience = await self.store.write(system_txn)
         self.oplog.publish(event, audience, op_id, origin=origin)
         return event
+
+
+def _remember(cache: dict, key, value, size: int) -> None:
+    if key not in cache and len(cache) >= size:
+        del cache[next(iter(cache))]  # the oldest entry
+    cache[key] = value

@@ -49,13 +49,25 @@ def encode(value: Any) -> bytes:
 
 
 class Txn:
-    """A transaction with table names instead of database handles and cbor-coded values."""
+    """A transaction with table names instead of database handles and cbor-coded values.
 
-    __slots__ = ("_txn", "_dbs")
+    A write transaction notes which key prefixes of the watched tables it touches (see
+    `Store.watch`), so the store can bump their generations once the commit is durable.
+    """
 
-    def __init__(self, txn: lmdb.Transaction, dbs: dict[str, Any]):
+    __slots__ = ("_txn", "_dbs", "_watched", "_touched")
+
+    def __init__(self, txn: lmdb.Transaction, dbs: dict[str, Any], watched: dict[str, int] | None = None,
+                 touched: set[tuple[str, bytes]] | None = None):
         self._txn = txn
         self._dbs = dbs
+        self._watched = watched
+        self._touched = touched
+
+    def _touch(self, table: str, key: bytes) -> None:
+        size = self._watched.get(table)
+        if size is not None:
+            self._touched.add((table, key[:size]))
 
     def get_raw(self, table: str, key: bytes) -> bytes | None:
         return self._txn.get(key, db=self._dbs[table])
@@ -71,12 +83,18 @@ class Txn:
         return self._txn.get(key, db=self._dbs[table]) is not None
 
     def put_raw(self, table: str, key: bytes, value: bytes = b"", *, overwrite: bool = True) -> bool:
+        if self._watched:
+            self._touch(table, key)
         return self._txn.put(key, value, db=self._dbs[table], overwrite=overwrite)
 
     def put(self, table: str, key: bytes, value: Any) -> None:
+        if self._watched:
+            self._touch(table, key)
         self._txn.put(key, encode(value), db=self._dbs[table])
 
     def delete(self, table: str, key: bytes) -> bool:
+        if self._watched:
+            self._touch(table, key)
         return self._txn.delete(key, db=self._dbs[table])
 
     def scan_raw(
@@ -194,6 +212,8 @@ class Store:
         self.stats = WriterStats()
         self._send, self._recv = trio.open_memory_channel(max(WRITE_QUEUE, batch * 4))
         self._closed = False
+        self._watched: dict[str, int] = {}  # table -> length of the key prefix it is watched by
+        self._generations: dict[tuple[str, bytes], int] = {}
         self.path.mkdir(parents=True, exist_ok=True)
         try:
             self.env = lmdb.open(
@@ -237,6 +257,21 @@ class Store:
                 f"supports ({FORMAT_VERSION}); run a newer chatd or restore a backup"
             )
 
+    def watch(self, table: str, prefix_len: int) -> None:
+        """Keep a generation per `prefix_len`-byte key prefix of `table` (see `generation`)."""
+        self._watched[table] = prefix_len
+
+    def generation(self, table: str, prefix: bytes) -> int:
+        """A number that changes after every durable commit that wrote a key of `table` under
+        `prefix` (a watched table). It changes on the event loop once the commit is durable,
+        never before, so a value read together with it may be newer than it, never older:
+        what is cached under a generation is at least as new as that generation."""
+        return self._generations.get((table, prefix), 0)
+
+    def _advance(self, touched: set[tuple[str, bytes]]) -> None:
+        for name in touched:
+            self._generations[name] = self._generations.get(name, 0) + 1
+
     @contextmanager
     def read(self) -> Iterator[Txn]:
         with self.env.begin(write=False, buffers=False) as txn:
@@ -247,8 +282,11 @@ class Store:
 
         For the CLI and start-up, when no writer task runs; never on the event loop of a live server.
         """
+        touched: set[tuple[str, bytes]] = set()
         with self.env.begin(write=True) as txn:
-            return fn(Txn(txn, self._dbs))
+            result = fn(Txn(txn, self._dbs, self._watched, touched))
+        self._advance(touched)
+        return result
 
     async def write(self, fn: Callable[[Txn], Any]) -> Any:
         """Run `fn(txn)` in the next group commit; return its result once it is durable.
@@ -299,8 +337,10 @@ class Store:
                     except (trio.WouldBlock, trio.EndOfChannel):
                         break
                 # Not cancellable: a started commit always finishes and its callers are woken.
+                touched: set[tuple[str, bytes]] = set()
                 with trio.CancelScope(shield=True):
-                    await self._commit_in_thread(batch)
+                    await self._commit_in_thread(batch, touched)
+                self._advance(touched)
                 for item in batch:
                     try:
                         if item.after is not None and item.error is None:
@@ -311,7 +351,7 @@ class Store:
                         log.exception("after-commit callback failed")
                     item.done.set()
 
-    async def _commit_in_thread(self, batch: list[Pending]) -> None:
+    async def _commit_in_thread(self, batch: list[Pending], touched: set[tuple[str, bytes]]) -> None:
         """Commit `batch` in a worker thread, holding the event loop while the batch's functions run.
 
         py-lmdb releases the GIL around every LMDB call. With the loop busy beside it, each call
@@ -329,19 +369,20 @@ class Store:
             outcome.append(result)
             token.run_sync_soon(finished.set)
 
-        trio.lowlevel.start_thread_soon(lambda: self._commit(batch, body_done), deliver)
+        trio.lowlevel.start_thread_soon(lambda: self._commit(batch, touched, body_done), deliver)
         body_done.wait(HOLD_LOOP_S)
         await finished.wait()
         outcome[0].unwrap()
 
-    def _commit(self, batch: list[Pending], body_done: threading.Event | None = None) -> None:
+    def _commit(self, batch: list[Pending], touched: set[tuple[str, bytes]],
+                body_done: threading.Event | None = None) -> None:
         started = time.perf_counter()
         try:
             with self.env.begin(write=True) as txn:
                 for item in batch:
                     try:
                         with self.env.begin(write=True, parent=txn) as child:
-                            item.result = item.fn(Txn(child, self._dbs))
+                            item.result = item.fn(Txn(child, self._dbs, self._watched, touched))
                     except Exception as e:
                         item.error = e
                 if body_done is not None:
