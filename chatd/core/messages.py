@@ -215,11 +215,12 @@ class Messages:
     def read_marks(self, cid: int) -> dict[int, int]:
         """Each participant's read watermark: the highest message id they have read."""
         prefix = keys.u64(cid)
+        hit = self._marks.get(cid)
+        # Unchanged since cached: no acknowledged write is missing (acks follow the generation's bump).
+        if hit is not None and hit[0] == self.store.generation("convuserid_member", prefix):
+            return dict(hit[1])
         with self.store.read() as txn:
             generation = self.store.generation("convuserid_member", prefix)
-            hit = self._marks.get(cid)
-            if hit is not None and hit[0] == generation:
-                return dict(hit[1])
             marks = {keys.read_pair(key)[1]: member.last_read
                      for key, member in txn.scan("convuserid_member", Member, prefix=prefix)}
         _remember(self._marks, cid, (generation, marks), LATEST_CACHE)

@@ -14,7 +14,6 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -162,6 +161,23 @@ def _prefix_end(prefix: bytes) -> bytes | None:
     return bytes(p)
 
 
+class _Read:
+    """The context manager of `Store.read` (a class: it is on every request's path)."""
+
+    __slots__ = ("_env", "_dbs", "_txn")
+
+    def __init__(self, env: lmdb.Environment, dbs: dict[str, Any]):
+        self._env = env
+        self._dbs = dbs
+
+    def __enter__(self) -> Txn:
+        self._txn = self._env.begin(write=False, buffers=False)
+        return Txn(self._txn, self._dbs)
+
+    def __exit__(self, *exc) -> None:
+        self._txn.abort()
+
+
 class Pending:
     """A write handed to the group-commit writer; `await wait()` for its durable result."""
 
@@ -264,18 +280,18 @@ class Store:
     def generation(self, table: str, prefix: bytes) -> int:
         """A number that changes after every durable commit that wrote a key of `table` under
         `prefix` (a watched table). It changes on the event loop once the commit is durable,
-        never before, so a value read together with it may be newer than it, never older:
-        what is cached under a generation is at least as new as that generation."""
+        never before, and before any write of that commit is acknowledged. So a value read in
+        the same transaction may be newer than its generation, never older, and a value cached
+        under a generation that has not changed since misses no acknowledged write."""
         return self._generations.get((table, prefix), 0)
 
     def _advance(self, touched: set[tuple[str, bytes]]) -> None:
         for name in touched:
             self._generations[name] = self._generations.get(name, 0) + 1
 
-    @contextmanager
-    def read(self) -> Iterator[Txn]:
-        with self.env.begin(write=False, buffers=False) as txn:
-            yield Txn(txn, self._dbs)
+    def read(self) -> "_Read":
+        """`with store.read() as txn:` a read-only snapshot, ended on leaving the block."""
+        return _Read(self.env, self._dbs)
 
     def write_now(self, fn: Callable[[Txn], Any]) -> Any:
         """Run one write function in its own durable transaction, synchronously.
