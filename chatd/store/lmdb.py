@@ -390,8 +390,7 @@ class Store:
         await finished.wait()
         outcome[0].unwrap()
 
-    def _commit(self, batch: list[Pending], touched: set[tuple[str, bytes]],
-                body_done: threading.Event | None = None) -> None:
+    def _commit(self, batch: list[Pending], touched: set[tuple[str, bytes]], body_done: threading.Event) -> None:
         started = time.perf_counter()
         try:
             with self.env.begin(write=True) as txn:
@@ -401,8 +400,7 @@ class Store:
                             item.result = item.fn(Txn(child, self._dbs, self._watched, touched))
                     except Exception as e:
                         item.error = e
-                if body_done is not None:
-                    body_done.set()
+                body_done.set()  # the commit's disk writes follow; the loop need not wait for them
         except lmdb.MapFullError:
             log.error("LMDB map is full: raise storage.map_size_mb in the config")
             for item in batch:
@@ -412,8 +410,7 @@ class Store:
             for item in batch:
                 item.error = item.error or Unavailable(f"storage error: {e}")
         finally:
-            if body_done is not None:
-                body_done.set()
+            body_done.set()
         self.stats.record(len(batch), time.perf_counter() - started)
 
     async def close_writes(self) -> None:
