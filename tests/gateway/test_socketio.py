@@ -6,6 +6,7 @@ import json
 import queue
 from typing import Any
 
+import httpx
 import pytest
 import socketio
 import trio
@@ -337,6 +338,21 @@ async def test_shutdown_disconnects_sockets():
                         await ws.get_message()
                 assert closed.value.reason.code == 1001
             assert await handler.wait_disconnect(sid) == "server shutting down"
+
+
+async def test_disconnect_posted_over_polling():
+    """What the stock client does not always manage (see test_stock_client): DISCONNECT by POST."""
+    handler = ChatHandler()
+    with trio.fail_after(5):
+        async with serving(make_server({"/": handler})) as srv, httpx.AsyncClient(timeout=5) as http:
+            r = await http.get(srv.url, params={"EIO": "4", "transport": "polling"})
+            params = {"EIO": "4", "transport": "polling", "sid": json.loads(r.text[1:])["sid"]}
+            assert (await http.post(srv.url, params=params, content="40")).text == "ok"
+            assert (await http.get(srv.url, params=params)).text.startswith("40{")
+            await handler.wait_connected(1)
+            sid = handler.sockets[0].sid
+            assert (await http.post(srv.url, params=params, content="41")).text == "ok"
+            assert await handler.wait_disconnect(sid) == "client namespace disconnect"
 
 
 # -- the stock python-socketio client (sync, run in a thread) -----------------------------
