@@ -62,6 +62,8 @@ class LimitsConfig:
     heartbeat_interval: float = _rule(25.0, min=0.1, max=3600)
     idle_timeout: float = _rule(120.0, min=0.5, max=86400)
     max_file_size: int = _rule(25 << 20, min=1, max=1 << 40)
+    # Memory for history caches (decoded messages, latest pages, read marks, rendered JSON).
+    history_cache_mb: int = _rule(64, min=1, max=1 << 20)
 
 
 @dataclass(frozen=True)
@@ -72,6 +74,13 @@ class AuthConfig:
     argon2_cost: str = _rule("interactive", choices=("min", "interactive", "moderate", "sensitive"))
     hash_concurrency: int = _rule(2, min=1, max=64)
     file_url_ttl: int = _rule(3600, min=10, max=7 * 86400)
+    # Failed password checks allowed per window: per account (from addresses that have not logged in to it
+    # before) and per client address (IPv6: per /64), then 429 until the window ends; no hash is computed.
+    login_failures_per_account: int = _rule(10, min=1, max=1_000_000)
+    login_failures_per_address: int = _rule(50, min=1, max=1_000_000)
+    login_failure_window: int = _rule(300, min=1, max=86400)
+    # Password hashes allowed to wait for a worker; past this a login or sign-up is refused at once (503).
+    hash_queue_limit: int = _rule(32, min=1, max=100_000)
 
 
 @dataclass(frozen=True)

@@ -8,11 +8,13 @@ is sent under both `ack` (the document) and `ask` (the SDK) in the same packet,
 `user_create` and ignored on `/login`.
 """
 
+from . import wire
 from .http import blueprint
 from .session import SamaSession
 
 
 def mount(server, app, nursery, settings) -> None:
     core = server.core
+    wire.set_cache_budget(core.config.limits.history_cache_mb)
     server.gateway.route(settings.prefix or "/", lambda conn, request: SamaSession(conn, core, settings))
     app.register_blueprint(blueprint(core, settings))

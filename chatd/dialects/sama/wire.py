@@ -9,6 +9,7 @@ import time
 import msgspec
 
 from ...core import events as ev
+from ...core.cache import ByteLRU
 from ...core.errors import NotFound
 from ...core.ids import MAX_ID
 from ...core.models import Conversation, Message, User
@@ -135,9 +136,16 @@ def message(m: Message, users: dict[int, User] | None = None, status: str | None
     return out
 
 
-_RENDERED: dict[tuple, msgspec.Raw] = {}
-RENDERED_CACHE = 50_000
+# Rendered messages, bounded in bytes: this dialect's share of `limits.history_cache_mb`
+# (set at mount; the core's history caches take the rest).
+RENDERED_SHARE = 0.3
+_RENDERED = ByteLRU(int(64 * RENDERED_SHARE) << 20)
 _encode = msgspec.json.Encoder().encode
+
+
+def set_cache_budget(history_cache_mb: int) -> None:
+    _RENDERED.max_bytes = int((history_cache_mb << 20) * RENDERED_SHARE)
+    _RENDERED.clear()
 
 
 def message_json(m: Message, users: dict[int, User] | None, status: str):
@@ -148,10 +156,9 @@ def message_json(m: Message, users: dict[int, User] | None, status: str):
     key = (m.id, m.updated_at, status)
     raw = _RENDERED.get(key)
     if raw is None:
-        raw = msgspec.Raw(_encode(message(m, None, status)))
-        if len(_RENDERED) >= RENDERED_CACHE:
-            del _RENDERED[next(iter(_RENDERED))]
-        _RENDERED[key] = raw
+        encoded = _encode(message(m, None, status))
+        raw = msgspec.Raw(encoded)
+        _RENDERED.put(key, raw, 2 * len(encoded))
     return raw
 
 

@@ -1,0 +1,51 @@
+"""A least-recently-used cache bounded by an estimate of the bytes its entries keep alive.
+
+Counting entries is not enough when entries differ in size by a thousand times (a 40-byte
+message and a 4 KB one, a two-person conversation's read marks and a 1,000-member group's).
+Callers pass each entry's size; estimates should err high (Python objects cost several
+times their encoded size).
+"""
+
+from collections import OrderedDict
+from typing import Any
+
+ENTRY_OVERHEAD = 200  # the key, the table slot, the size record: a few hundred bytes at most
+
+
+class ByteLRU:
+    __slots__ = ("max_bytes", "used", "_entries")
+
+    def __init__(self, max_bytes: int):
+        self.max_bytes = max_bytes
+        self.used = 0
+        self._entries: OrderedDict[Any, tuple[Any, int]] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def get(self, key, default=None):
+        entry = self._entries.get(key)
+        if entry is None:
+            return default
+        self._entries.move_to_end(key)
+        return entry[0]
+
+    def put(self, key, value, size: int) -> None:
+        """Keep `value` under `key`, evicting the least recently used entries to stay in budget.
+        An entry larger than the whole budget is not kept."""
+        size += ENTRY_OVERHEAD
+        old = self._entries.pop(key, None)
+        if old is not None:
+            self.used -= old[1]
+        if size > self.max_bytes:
+            return
+        entries = self._entries
+        while self.used + size > self.max_bytes and entries:
+            _, (_, freed) = entries.popitem(last=False)
+            self.used -= freed
+        entries[key] = (value, size)
+        self.used += size
+
+    def clear(self) -> None:
+        self._entries.clear()
+        self.used = 0
