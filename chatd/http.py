@@ -7,7 +7,7 @@ import msgspec
 from quart import Response, g, request
 from quart_trio import QuartTrio
 
-from . import __version__, metrics
+from . import __version__, metrics, wirejson
 
 access_log = logging.getLogger("chatd.access")
 log = logging.getLogger("chatd.http")
@@ -23,9 +23,9 @@ async def json_object() -> dict:
     if not raw:
         return {}
     try:
-        data = msgspec.json.decode(raw)
-    except msgspec.DecodeError:
-        raise BodyError("the body is not JSON") from None
+        data = wirejson.decode(raw)
+    except wirejson.JSONInputError as e:
+        raise BodyError(f"the body is {e}") from None
     if not isinstance(data, dict):
         raise BodyError("the body must be a JSON object")
     return data

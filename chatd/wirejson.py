@@ -10,7 +10,9 @@ from typing import Any
 
 import msgspec
 
-MAX_DEPTH = 32
+from .core.validate import MAX_JSON_DEPTH, nesting_exceeds
+
+MAX_DEPTH = MAX_JSON_DEPTH
 
 _decode = msgspec.json.Decoder().decode
 
@@ -44,15 +46,5 @@ def check_depth(value: Any, max_depth: int = MAX_DEPTH, raw: bytes | str | None 
     """
     if raw is not None and _openers(raw) <= max_depth:
         return
-    stack = [(value, 1)]
-    while stack:
-        item, depth = stack.pop()
-        if isinstance(item, dict):
-            children = item.values()
-        elif isinstance(item, list | tuple):
-            children = item
-        else:
-            continue
-        if depth > max_depth:
-            raise JSONInputError(f"JSON nested deeper than {max_depth} levels")
-        stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list | tuple))
+    if nesting_exceeds(value, max_depth):
+        raise JSONInputError(f"JSON nested deeper than {max_depth} levels")

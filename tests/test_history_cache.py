@@ -4,7 +4,7 @@ shows in the next read, whichever path wrote it."""
 import msgspec
 import pytest
 
-from chatd.core.errors import Forbidden
+from chatd.core.errors import NotFound
 from chatd.store import keys
 from chatd.store.lmdb import Txn
 
@@ -67,7 +67,7 @@ async def test_membership_is_checked_on_every_read(server):
     carol = (await core.accounts.create("carol")).id
     await core.messages.send(alice, cid, body="private")
     assert _bodies(core, bob, cid) == ["private"]  # now cached
-    with pytest.raises(Forbidden):
+    with pytest.raises(NotFound):
         core.messages.history(carol, cid)
 
 

@@ -32,8 +32,10 @@ def _points(value, field: str) -> tuple[ContactPoint, ...]:
             raise Invalid(f"each {field} entry needs a string value", field=field)
         kind = item.get("type", "other")
         validate.text(kind, f"{field}.type", max_len=32, allow_newlines=False)
-        out.append(ContactPoint(type=kind, value=validate.text(item["value"], field, max_len=254,
-                                                               allow_newlines=False)))
+        value = validate.text(item["value"], field, max_len=254, allow_newlines=False, key=True).strip()
+        if not value:
+            raise Invalid(f"each {field} entry needs a value that is not blank", field=field)
+        out.append(ContactPoint(type=kind, value=value))
     return tuple(out)
 
 

@@ -24,6 +24,9 @@ from .models import Conversation, Member, Message
 from .oplog import OpLog
 
 MAX_PARTICIPANTS = 1000
+# Unread counts stop here (clients show "99+"): counting is a cursor walk from the member's read
+# mark, and its length is set by what others write, so it must be bounded.
+UNREAD_CAP = 100
 
 
 class ConversationView(msgspec.Struct):
@@ -61,7 +64,8 @@ class Conversations:
         conv = self.get_txn(txn, cid)
         member = self.member_txn(txn, cid, user_id)
         if member is None:
-            raise Forbidden("you are not a participant of this conversation")
+            # The same answer as for an id that does not exist: a stranger learns nothing.
+            raise NotFound("conversation not found", kind="conversation", id=cid)
         return conv, member
 
     def get_for(self, viewer: int, cid: int) -> Conversation:
@@ -112,8 +116,11 @@ class Conversations:
         unread = 0
         if member is not None:
             start = keys.pair(conv.id, member.last_read + 1)
-            unread = sum(1 for key, _ in txn.scan_raw("convidmsgid_msg", prefix=keys.u64(conv.id), start=start)
-                         if not hidden(key))
+            for key, _ in txn.scan_raw("convidmsgid_msg", prefix=keys.u64(conv.id), start=start):
+                if not hidden(key):
+                    unread += 1
+                    if unread >= UNREAD_CAP:
+                        break
         return ConversationView(conv, self.participants_txn(txn, conv.id), last, unread)
 
     def list_for(self, user_id: int, *, limit: int = 100, updated_after: int | None = None,

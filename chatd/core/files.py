@@ -17,7 +17,7 @@ from ..store.blobs import Blobs, BlobTooLarge
 from ..store.lmdb import Store, Txn
 from . import validate
 from .clock import now_ms
-from .errors import Forbidden, Invalid, NotFound, TooLarge, Unauthorized
+from .errors import Invalid, NotFound, TooLarge, Unauthorized
 from .ids import Snowflakes
 from .models import File
 
@@ -79,13 +79,12 @@ class Files:
         with self.store.read() as txn:
             for fid in file_ids:
                 file = txn.get("fileid_file", keys.u64(fid), File) if 0 < fid < keys.MAX_U64 else None
-                if file is None:
-                    raise NotFound("file not found", kind="file", id=fid)
-                if file.owner_id != viewer and not any(
+                # A file the viewer may not read is answered as one that does not exist.
+                if file is None or (file.owner_id != viewer and not any(
                     txn.exists("convuserid_member", keys.pair(keys.read_pair(k)[1], viewer))
                     for k, _ in txn.scan_raw("fileidconvid_", prefix=keys.u64(fid))
-                ):
-                    raise Forbidden("you may not read this file")
+                )):
+                    raise NotFound("file not found", kind="file", id=fid)
                 out.append(file)
         return out
 

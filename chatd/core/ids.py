@@ -16,6 +16,7 @@ MAX_WORKER = (1 << WORKER_BITS) - 1
 _SEQUENCE_MASK = (1 << SEQUENCE_BITS) - 1
 _TIME_SHIFT = WORKER_BITS + SEQUENCE_BITS
 MAX_ID = (1 << 63) - 1  # ids fit a signed 64-bit integer, as most clients' JSON parsers need
+_MAX_KEY = (1 << 64) - 1
 
 
 def timestamp_ms(snowflake: int) -> int:
@@ -24,8 +25,9 @@ def timestamp_ms(snowflake: int) -> int:
 
 
 def lowest_id_at(unix_ms: int) -> int:
-    """The smallest snowflake that any generator could issue at `unix_ms` (for range scans)."""
-    return max(0, unix_ms - EPOCH_MS) << _TIME_SHIFT
+    """The smallest snowflake that any generator could issue at `unix_ms` (for range scans);
+    times past the ids' range (year 2163 and later) give the largest 64-bit key."""
+    return min(max(0, unix_ms - EPOCH_MS) << _TIME_SHIFT, _MAX_KEY)
 
 
 class Snowflakes:

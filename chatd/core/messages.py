@@ -11,9 +11,10 @@ import msgspec
 
 from ..config import LimitsConfig
 from ..store import keys
-from ..store.lmdb import Pending, Store, Txn, decode
+from ..store.lmdb import DECODE_ERRORS, Pending, Store, Txn, decode, undecodable
 from . import validate
 from .bus import Bus
+from .cache import ByteLRU
 from .clock import now_ms
 from .conversations import Conversations, hidden_check_txn, hides_any_txn
 from .errors import Forbidden, Invalid, NotFound
@@ -33,27 +34,25 @@ from .push import Push
 MAX_X_BYTES = 8192
 MAX_ATTACHMENTS = 10
 MAX_BATCH_IDS = 100
-# Decoded messages kept by their stored bytes: a history page is mostly the same messages again,
-# and decoding (cbor2 + convert) was a quarter of a page's cost. Keyed by the bytes, an entry
-# can never be stale: an edited message is different bytes.
-DECODED_CACHE = 50_000
-# Conversations whose latest page and read marks are kept, each under the store generation of
-# its rows (see Store.generation): any durable write to them makes the entry stale.
-LATEST_CACHE = 10_000
+# History caches, bounded in bytes by `limits.history_cache_mb` (shares of it below):
+# - decoded messages kept by their stored bytes: a history page is mostly the same messages
+#   again, and decoding (cbor2 + convert) was a quarter of a page's cost. Keyed by the bytes, an
+#   entry can never be stale: an edited message is different bytes;
+# - each conversation's latest page and read marks, under the store generation of its rows
+#   (see Store.generation): any durable write to them makes the entry stale.
+# The rest of the budget is the dialects' (rendered JSON).
+DECODED_SHARE, LATEST_SHARE, MARKS_SHARE = 0.35, 0.25, 0.1
+# A decoded message costs about three times its stored bytes, plus the objects of its fields.
+DECODED_FACTOR, DECODED_BASE = 3, 400
+MARK_BYTES = 120  # one member's read mark in a cached dict
+
+
+def decoded_size(raw: bytes) -> int:
+    return DECODED_FACTOR * len(raw) + DECODED_BASE
 
 
 def check_x(x) -> dict | None:
-    if x is None:
-        return None
-    if not isinstance(x, dict):
-        raise Invalid("x must be an object", field="x")
-    try:
-        size = len(msgspec.json.encode(x))
-    except (TypeError, msgspec.EncodeError):
-        raise Invalid("x must be JSON", field="x") from None
-    if size > MAX_X_BYTES:
-        raise Invalid(f"x must be at most {MAX_X_BYTES} bytes of JSON", field="x")
-    return x
+    return None if x is None else validate.free_json(x, "x", max_bytes=MAX_X_BYTES)
 
 
 class Messages:
@@ -66,11 +65,12 @@ class Messages:
         self.conversations = conversations
         self.push = push
         self.limits = limits
-        self._decoded: dict[bytes, Message] = {}
+        budget = limits.history_cache_mb << 20
+        self._decoded = ByteLRU(int(budget * DECODED_SHARE))  # stored bytes → Message
         store.watch("convidmsgid_msg", 8)
         store.watch("convuserid_member", 8)
-        self._latest: dict[int, tuple[int, int, list[Message]]] = {}  # cid → (generation, limit, page)
-        self._marks: dict[int, tuple[int, dict[int, int]]] = {}  # cid → (generation, marks)
+        self._latest = ByteLRU(int(budget * LATEST_SHARE))  # cid → (generation, limit, page)
+        self._marks = ByteLRU(int(budget * MARKS_SHARE))  # cid → (generation, marks)
 
     def _check_body(self, body) -> str:
         if not isinstance(body, str):
@@ -151,12 +151,11 @@ class Messages:
         except ValueError:
             raise Invalid("attachment file_id is not a file id", field="attachments") from None
         file = txn.get("fileid_file", keys.u64(file_id), File) if 0 < file_id < keys.MAX_U64 else None
-        if file is None:
+        # Another user's file is answered as an unknown one: ids of others' files are not revealed.
+        if file is None or file.owner_id != actor:
             raise Invalid(f"attachment {att.file_id} is not a known file", field="attachments")
         if file.sha256 is None:
             raise Invalid(f"attachment {att.file_id} has not been uploaded yet", field="attachments")
-        if file.owner_id != actor:
-            raise Forbidden(f"attachment {att.file_id} belongs to another user")
 
     def history(self, viewer: int, cid: int, *, limit: int = 50, after_ms: int | None = None,
                 before_ms: int | None = None, before_id: int | None = None) -> list[Message]:
@@ -184,7 +183,10 @@ class Messages:
             for key, raw in rows:
                 if hidden(key):
                     continue
-                out.append(self._decode(raw))
+                msg = self._decode(key, raw)
+                if msg is None:
+                    continue
+                out.append(msg)
                 if len(out) >= limit:
                     break
         return out
@@ -200,16 +202,28 @@ class Messages:
         # a cached page shorter than its limit holds the whole conversation
         if hit is not None and hit[0] == generation and (limit <= hit[1] or len(hit[2]) < hit[1]):
             return hit[2][:limit]
-        page = [self._decode(raw) for _, raw in txn.scan_raw("convidmsgid_msg", prefix=prefix, reverse=True,
-                                                             limit=limit)]
-        _remember(self._latest, cid, (generation, limit, page), LATEST_CACHE)
+        page, size = [], 0
+        for key, raw in txn.scan_raw("convidmsgid_msg", prefix=prefix, reverse=True):
+            msg = self._decode(key, raw)
+            if msg is not None:
+                page.append(msg)
+                size += decoded_size(raw)
+                if len(page) >= limit:
+                    break
+        self._latest.put(cid, (generation, limit, page), size)
         return page[:]
 
-    def _decode(self, raw: bytes) -> Message:
+    def _decode(self, key: bytes, raw: bytes) -> Message | None:
+        """The stored message, or None (logged) if it cannot be decoded: one bad record never
+        fails a whole page."""
         msg = self._decoded.get(raw)
         if msg is None:
-            msg = decode(raw, Message)
-            _remember(self._decoded, raw, msg, DECODED_CACHE)
+            try:
+                msg = decode(raw, Message)
+            except DECODE_ERRORS as e:
+                undecodable("convidmsgid_msg", key, e)
+                return None
+            self._decoded.put(raw, msg, decoded_size(raw))
         return msg
 
     def read_marks(self, cid: int) -> dict[int, int]:
@@ -223,7 +237,7 @@ class Messages:
             generation = self.store.generation("convuserid_member", prefix)
             marks = {keys.read_pair(key)[1]: member.last_read
                      for key, member in txn.scan("convuserid_member", Member, prefix=prefix)}
-        _remember(self._marks, cid, (generation, marks), LATEST_CACHE)
+        self._marks.put(cid, (generation, marks), MARK_BYTES * len(marks))
         return dict(marks)
 
     def read_flags(self, cid: int, msgs: list[Message]) -> list[bool]:
@@ -283,7 +297,8 @@ class Messages:
             self.conversations.require_member_txn(txn, cid, actor)
             found = []
             for mid in dict.fromkeys(ids):
-                msg = txn.get("convidmsgid_msg", keys.pair(cid, mid), Message)
+                # Salvaged: a message stored before input nesting was bounded can still be deleted.
+                msg = txn.get_salvaged("convidmsgid_msg", keys.pair(cid, mid), Message)
                 if msg is None:
                     raise NotFound("message not found", kind="message", id=mid)
                 if for_all and msg.author_id != actor:
@@ -388,8 +403,3 @@ class Messages:
         self.oplog.publish(event, audience, op_id, origin=origin)
         return event
 
-
-def _remember(cache: dict, key, value, size: int) -> None:
-    if key not in cache and len(cache) >= size:
-        del cache[next(iter(cache))]  # the oldest entry
-    cache[key] = value

@@ -10,7 +10,7 @@ import logging
 import msgspec
 
 from ..store import keys
-from ..store.lmdb import Store, Txn
+from ..store.lmdb import Store, Txn, undecodable
 from .bus import Bus
 from .errors import Unavailable
 from .events import Event, decode_event
@@ -70,7 +70,12 @@ class OpLog:
                 rows = txn.scan("useridopid_op", prefix=prefix, stop=keys.pair(user_id, lowest_id_at(before_ms)),
                                 reverse=True, limit=limit)
             for key, value in rows:
-                out.append((keys.read_pair(key)[1], decode_event(value)))
+                try:
+                    event = decode_event(value)
+                except msgspec.ValidationError as e:
+                    undecodable("useridopid_op", key, e)
+                    continue
+                out.append((keys.read_pair(key)[1], event))
         return out
 
     async def prune(self, older_than_ms: int, *, batch: int = 5000) -> int:

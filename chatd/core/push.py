@@ -28,7 +28,7 @@ class Push:
                         web_key_p256dh=None, device_token=None) -> PushSubscription:
         if platform not in PLATFORMS:
             raise Invalid(f"platform must be one of {', '.join(PLATFORMS)}", field="platform")
-        device_udid = validate.text(device_udid, "device_udid", max_len=255, allow_newlines=False)
+        device_udid = validate.text(device_udid, "device_udid", max_len=255, allow_newlines=False, key=True)
         web = [web_endpoint, web_key_auth, web_key_p256dh]
         if platform == "web":
             if not all(isinstance(v, str) and v for v in web):
@@ -60,7 +60,7 @@ class Push:
             return [s for _, s in txn.scan("useriddevice_pushsub", PushSubscription, prefix=keys.u64(user_id))]
 
     async def unsubscribe(self, user_id: int, device_udid) -> None:
-        device_udid = validate.text(device_udid, "device_udid", max_len=255, allow_newlines=False)
+        device_udid = validate.text(device_udid, "device_udid", max_len=255, allow_newlines=False, key=True)
 
         def delete_txn(txn: Txn) -> None:
             if not txn.delete("useriddevice_pushsub", keys.u64(user_id) + device_udid.casefold().encode()):
@@ -112,10 +112,25 @@ class Push:
                 if not txn.exists("userid_user", keys.u64(uid)):
                     raise NotFound("user not found", kind="user", id=uid)
             txn.put("pusheventid_pushevent", keys.u64(event.id), event)
-            self.queue_txn(txn, event.recipients_ids, dict(message))
+            self.queue_txn(txn, [uid for uid in event.recipients_ids if self.may_notify_txn(txn, user_id, uid)],
+                           dict(message))
             return event
 
         return await self.store.write(event_txn)
+
+    @staticmethod
+    def may_notify_txn(txn: Txn, sender: int, recipient: int) -> bool:
+        """Whether `sender` may push a notification of their own text to `recipient`: only to
+        themself or to someone they share a conversation with who has not blocked them. Others
+        are skipped without an error, so the answer does not reveal who blocked the sender."""
+        if sender == recipient:
+            return True
+        if txn.exists("useridblockedid_", keys.pair(recipient, sender)):
+            return False
+        for key, _ in txn.scan_raw("useridconvid_", prefix=keys.u64(sender)):
+            if txn.exists("convuserid_member", keys.pair(keys.read_pair(key)[1], recipient)):
+                return True
+        return False
 
     def forget_user_txn(self, txn: Txn, user_id: int) -> None:
         for k, _ in list(txn.scan_raw("useriddevice_pushsub", prefix=keys.u64(user_id))):

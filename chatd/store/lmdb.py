@@ -22,7 +22,7 @@ import lmdb
 import msgspec
 import trio
 
-from ..core.errors import Unavailable
+from ..core.errors import Invalid, Unavailable
 from .tables import FORMAT_VERSION, TABLES
 
 log = logging.getLogger("chatd.store")
@@ -36,15 +36,43 @@ class StoreError(Exception):
     """The data directory cannot be used (newer format, corrupt, locked)."""
 
 
-def decode(raw: bytes, type: type | None = None):
-    value = cbor2.loads(raw)
+# Nesting deeper than this is refused at every dialect's input; a record that nests deeper
+# anyway (written before that bound) is decoded this deep only to be deleted.
+SALVAGE_DEPTH = 4096
+_logged_bad: set[tuple[str, bytes]] = set()
+DECODE_ERRORS = (cbor2.CBORDecodeError, msgspec.ValidationError)
+
+
+def decode(raw: bytes, type: type | None = None, *, max_depth: int = 400):
+    """A stored value; raises DECODE_ERRORS for a record that cannot be decoded."""
+    value = cbor2.loads(raw, max_depth=max_depth)
     return msgspec.convert(value, type) if type is not None else value
+
+
+def undecodable(table: str, key: bytes, exc: Exception) -> None:
+    """Log a record that cannot be decoded (once per record); readers skip it instead of failing."""
+    if (table, key) in _logged_bad:
+        return
+    if len(_logged_bad) < 4096:
+        _logged_bad.add((table, key))
+    log.error("undecodable record skipped", extra={"fields": {
+        "table": table, "key": key.hex(), "error": f"{type(exc).__name__}: {exc}"}})
 
 
 def encode(value: Any) -> bytes:
     if isinstance(value, msgspec.Struct):
         value = msgspec.to_builtins(value)
     return cbor2.dumps(value)
+
+
+MAX_KEY = 511  # LMDB's default key size limit, in bytes
+
+
+def _check_key(key: bytes) -> None:
+    """Services validate what becomes a key; this keeps a value that slipped through a client
+    error (Invalid), not an LMDB error."""
+    if not 0 < len(key) <= MAX_KEY:
+        raise Invalid("a value is empty or too long to be stored as a key")
 
 
 class Txn:
@@ -69,29 +97,51 @@ class Txn:
             self._touched.add((table, key[:size]))
 
     def get_raw(self, table: str, key: bytes) -> bytes | None:
+        if not 0 < len(key) <= MAX_KEY:
+            return None  # LMDB cannot hold such a key, so there is none
         return self._txn.get(key, db=self._dbs[table])
 
     def get(self, table: str, key: bytes, type: type | None = None):
-        raw = self._txn.get(key, db=self._dbs[table])
+        """The record at `key`, or None if there is none or it cannot be decoded (logged)."""
+        raw = self.get_raw(table, key)
         if raw is None:
             return None
-        value = cbor2.loads(raw)
-        return msgspec.convert(value, type) if type is not None else value
+        try:
+            value = cbor2.loads(raw)
+            return msgspec.convert(value, type) if type is not None else value
+        except DECODE_ERRORS as e:
+            undecodable(table, key, e)
+            return None
+
+    def get_salvaged(self, table: str, key: bytes, type: type | None = None):
+        """Like `get`, but decodes a record nested past the usual limit (to delete it)."""
+        raw = self.get_raw(table, key)
+        if raw is None:
+            return None
+        try:
+            return decode(raw, type, max_depth=SALVAGE_DEPTH)
+        except DECODE_ERRORS as e:
+            undecodable(table, key, e)
+            return None
 
     def exists(self, table: str, key: bytes) -> bool:
-        return self._txn.get(key, db=self._dbs[table]) is not None
+        return self.get_raw(table, key) is not None
 
     def put_raw(self, table: str, key: bytes, value: bytes = b"", *, overwrite: bool = True) -> bool:
+        _check_key(key)
         if self._watched:
             self._touch(table, key)
         return self._txn.put(key, value, db=self._dbs[table], overwrite=overwrite)
 
     def put(self, table: str, key: bytes, value: Any) -> None:
+        _check_key(key)
         if self._watched:
             self._touch(table, key)
         self._txn.put(key, encode(value), db=self._dbs[table])
 
     def delete(self, table: str, key: bytes) -> bool:
+        if not 0 < len(key) <= MAX_KEY:
+            return False
         if self._watched:
             self._touch(table, key)
         return self._txn.delete(key, db=self._dbs[table])
@@ -142,9 +192,15 @@ class Txn:
                     ok = cur.prev()
 
     def scan(self, table: str, type: type | None = None, **kw) -> Iterator[tuple[bytes, Any]]:
+        """Decoded items, as `scan_raw`; a record that cannot be decoded is skipped (logged)."""
         for key, raw in self.scan_raw(table, **kw):
-            value = cbor2.loads(raw)
-            yield key, (msgspec.convert(value, type) if type is not None else value)
+            try:
+                value = cbor2.loads(raw)
+                value = msgspec.convert(value, type) if type is not None else value
+            except DECODE_ERRORS as e:
+                undecodable(table, key, e)
+                continue
+            yield key, value
 
     def count(self, table: str, *, prefix: bytes = b"") -> int:
         return sum(1 for _ in self.scan_raw(table, prefix=prefix))

@@ -2,7 +2,7 @@
 
 import msgspec
 
-from ...core.errors import NotFound
+from ...core.errors import Invalid, NotFound
 from ...core.ids import timestamp_ms
 from . import wire
 from .errors import BadFormat
@@ -209,7 +209,8 @@ async def op_log_list(s, body) -> dict:
     body = obj(body)
     gt, lt = time_range(body, "created_at")
     if (gt is None) == (lt is None):
-        raise BadFormat("op_log_list needs created_at with exactly one of gt or lt")
+        # The vendor's server answers 422 here (a missing or null bound is invalid, not malformed).
+        raise Invalid("op_log_list needs created_at with exactly one of gt or lt", field="created_at")
     entries = s.core.oplog.entries(s.user_id, after_ms=gt, before_ms=lt, limit=limit(body, 100, 1000))
     logs = []
     for op_id, event in entries:

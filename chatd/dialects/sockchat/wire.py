@@ -6,6 +6,7 @@ channel id "0", message id "0", its bot user id "1" (no snowflake is that small)
 
 import msgspec
 
+from ... import wirejson
 from ...core import events as ev
 from ...core.ids import MAX_ID
 from ...core.models import Message, User
@@ -61,8 +62,8 @@ def array_param(args, name: str) -> list[int]:
         value = value.strip()
         if value.startswith("["):
             try:
-                decoded = msgspec.json.decode(value)
-            except msgspec.DecodeError:
+                decoded = wirejson.decode(value)
+            except wirejson.JSONInputError:
                 raise BadRequest(f"{name} is not a list of ids") from None
             if not isinstance(decoded, list):
                 raise BadRequest(f"{name} is not a list of ids")

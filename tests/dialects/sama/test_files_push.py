@@ -121,7 +121,7 @@ async def test_file_access_follows_conversations(server, nursery):
     async with httpx.AsyncClient() as http:
         r = await http.put(f["upload_url"], content=PNG, headers={"Content-Type": "image/png"})
         assert r.status_code == 200
-        assert await b1.error("get_file_urls", {"file_ids": [f["_id"]]}) == 403  # not shared yet
+        assert await b1.error("get_file_urls", {"file_ids": [f["_id"]]}) == 404  # not shared yet: as if it did not exist
         cid = await private_chat(a1, b1)
         await a1.send_message(cid, "a picture", attachments=[{"file_id": f["_id"], "file_name": "1.png"}])
         msg = (await b1.wait_for(lambda p: p.get("message", {}).get("body") == "a picture"))["message"]
@@ -129,11 +129,11 @@ async def test_file_access_follows_conversations(server, nursery):
         url = (await b1.ok("get_file_urls", {"file_ids": [f["_id"]]}))["file_urls"][0]
         r = await http.get(url)
         assert r.status_code == 200 and r.content == PNG
-        assert await stranger.error("get_file_urls", {"file_ids": [f["_id"]]}) == 403
+        assert await stranger.error("get_file_urls", {"file_ids": [f["_id"]]}) == 404
         assert await stranger.error("get_file_urls", {"file_ids": ["4242424242"]}) == 404
         assert await stranger.error("get_file_urls", {"file_ids": f["_id"]}) == 400
     # Someone else's file cannot be attached.
-    assert await b1.send_message_error(cid, "mine now", attachments=[{"file_id": f["_id"]}]) == 403
+    assert await b1.send_message_error(cid, "mine now", attachments=[{"file_id": f["_id"]}]) == 422  # as an unknown file
 
 
 async def test_push_subscriptions(server, nursery):
@@ -165,6 +165,7 @@ async def test_push_subscriptions(server, nursery):
 
 async def test_push_event_create(server, nursery):
     a1, a2, b1, b2 = await two_users(server, nursery)
+    await private_chat(a1, b1)
     await b1.ok("push_subscription_create", {"platform": "android", "device_token": "t", "device_udid": "b-phone"})
     event = (await a1.ok("push_event_create", {"recipients_ids": [b1.user_id],
                                                "message": {"title": "Title", "body": "Message body"}}))["event"]

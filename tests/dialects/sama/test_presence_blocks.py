@@ -69,7 +69,7 @@ async def test_blocked_user_cannot_add_the_blocker_to_groups(server, nursery):
     assert a1.user_id not in conv["participants"]
     conv = (await b1.ok("conversation_update", {"id": conv["_id"], "participants": {"add": [a1.user_id]}}))
     assert a1.user_id not in conv["conversation"]["participants"]
-    assert await a1.error("message_list", {"cid": conv["conversation"]["_id"]}) == 403
+    assert await a1.error("message_list", {"cid": conv["conversation"]["_id"]}) == 404
 
 
 async def test_blocked_user_does_not_see_the_blockers_activity(server, nursery):

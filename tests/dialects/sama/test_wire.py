@@ -89,15 +89,15 @@ async def test_huge_frame_closes_only_that_connection(server, nursery):
     assert "pong" in await (await open_client(nursery, server)).ok("ping")
 
 
-async def test_packets_to_a_conversation_of_others_are_403(server, nursery):
-    """typing, system_message (cid) and message_read from a non-participant are refused with 403."""
+async def test_packets_to_a_conversation_of_others_are_404(server, nursery):
+    """typing, system_message (cid) and message_read from a non-participant are refused with 404, as for an unknown conversation (a stranger learns nothing)."""
     a1, a2, b1, b2 = await two_users(server, nursery)
     cid = await private_chat(a1, b1)
     (z,) = await user_with_devices(server, nursery, "zed", ("d1",))
     await z.send({"typing": {"cid": cid}})
-    assert (await z.wait_for("response"))["response"]["error"]["status"] == 403
+    assert (await z.wait_for("response"))["response"]["error"]["status"] == 404
     await z.send({"system_message": {"id": "s1", "cid": cid, "x": {"k": 1}}})
-    assert (await z.wait_for("response"))["response"]["error"]["status"] == 403
-    assert await z.error("message_read", {"cid": cid}) == 403
-    assert await z.error("message_edit", {"id": (await a1.send_message(cid, "x"))["server_mid"], "body": "y"}) == 403
+    assert (await z.wait_for("response"))["response"]["error"]["status"] == 404
+    assert await z.error("message_read", {"cid": cid}) == 404
+    assert await z.error("message_edit", {"id": (await a1.send_message(cid, "x"))["server_mid"], "body": "y"}) == 404
     await b1.expect_no(lambda p: "typing" in p or p.get("system_message", {}).get("_id") == "s1", within=0.2)
