@@ -13,11 +13,11 @@ from dataclasses import dataclass
 
 import trio
 from hypercorn.config import Config as HypercornConfig
-from hypercorn.trio import serve as hypercorn_serve
 
 from . import dialects, http, notify
 from .config import Config
 from .core.services import Core
+from .front import FrontDoor
 from .gateway.health import HealthProbe
 from .gateway.websocket import WebSocketGateway
 from .metrics import HttpStats
@@ -42,6 +42,7 @@ class Server:
         self.store: Store | None = None
         self.core: Core | None = None
         self.gateway: WebSocketGateway | None = None
+        self.front: FrontDoor | None = None  # the HTTP port (dialects route WebSockets on it)
         self.extra_gateway_stats: dict = {}
         # Callbacks run when shutdown begins (dialects close their own transports with 1001).
         self.on_shutdown: list = []
@@ -57,7 +58,6 @@ class Server:
 
     def _hypercorn_config(self) -> HypercornConfig:
         hc = HypercornConfig()
-        hc.bind = [f"{self.config.server.listen}:{self.config.server.port}"]
         hc.accesslog = None
         hc.errorlog = logging.getLogger("hypercorn.error")
         hc.backlog = 1024
@@ -75,24 +75,24 @@ class Server:
             self.gateway = WebSocketGateway(config, self.core.bus)
             self.gateway.route("/health", lambda conn, request: HealthProbe(conn, self))
             app = http.create_app(self)
+            self.front = FrontDoor(app, self._hypercorn_config(), host=config.server.listen,
+                                   port=config.server.port, max_ws_message=config.limits.max_ws_frame)
             async with trio.open_nursery() as root:
                 await root.start(self.store.run)
                 async with trio.open_nursery() as services:
                     await services.start(self.core.run)
                     await dialects.mount(self, app, services)
-                    # Hypercorn stops only after our own transports have said goodbye (1001), or it
+                    # The HTTP port stops only after our own transports have said goodbye (1001), or it
                     # would drop the Socket.IO WebSockets it carries before their close frames go out.
                     http_stop, http_done = trio.Event(), trio.Event()
 
                     async def serve_http(task_status):
                         try:
-                            await hypercorn_serve(app, self._hypercorn_config(), shutdown_trigger=http_stop.wait,
-                                                  task_status=task_status)
+                            await self.front.run(shutdown_trigger=http_stop.wait, task_status=task_status)
                         finally:
                             http_done.set()
 
-                    binds = await services.start(serve_http)
-                    http_port = int(binds[0].rsplit(":", 1)[1])
+                    http_port = await services.start(serve_http)
                     gateway_port = await services.start(self.gateway.run)
                     if config.server.port == 0:
                         # "Any free port": links the server hands out must name the port it got.

@@ -77,6 +77,7 @@ __all__ = [
     "PacketType",
     "ProtocolError",
     "SessionClosed",
+    "WebSocketClosed",
     "decode_packet",
     "decode_payload",
     "encode_message",
@@ -116,6 +117,12 @@ class ProtocolError(ValueError):
 
 class SessionClosed(Exception):
     """Raised by ``EngineIOSession.receive`` once the session is closed."""
+
+
+class WebSocketClosed(Exception):
+    """A WebSocket adapter's ``receive``/``send`` once the connection is gone; ``args[0]`` is the
+    session close reason (``"transport close"``: the client went away or closed;
+    ``"transport error"``: it broke the protocol)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -234,6 +241,7 @@ class EngineIOSession:
         self._ws_close_code = WS_NORMAL
         self._transport_done = trio.Event()
         self._scope: trio.CancelScope | None = None
+        self._send_scope: trio.CancelScope | None = None  # a WebSocket write under way
 
     def __repr__(self) -> str:
         return f"<EngineIOSession {self.sid} {self._transport}{' closed' if self._closed else ''}>"
@@ -284,6 +292,9 @@ class EngineIOSession:
         self._inbound_send.close()
         if reason == "slow consumer":
             self._outbox.clear()
+            if self._send_scope is not None:
+                # The client is not reading: stop waiting to write to it, send the close frame.
+                self._send_scope.cancel()
         if self._transport == "polling":
             self._outbox.append(encode_packet(Packet(PacketType.CLOSE)))
         self._outbox_event.set()
@@ -352,6 +363,7 @@ class _WebSocket(Protocol):
     async def receive(self) -> str | bytes: ...
     async def send(self, data: str | bytes) -> None: ...
     async def close(self, code: int, reason: str = "") -> None: ...
+    # Optional: ``async def send_many(self, frames) -> None`` writes a batch in one go.
 
 
 SessionApp = Callable[[EngineIOSession], Awaitable[None]]
@@ -572,13 +584,21 @@ class EngineIOServer:
 
     async def _pump_websocket(self, session: EngineIOSession, websocket: _WebSocket) -> None:
         """Read and write frames until the session closes, then send the close frame."""
+        send_many = getattr(websocket, "send_many", None)
         try:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(self._ws_reader, session, websocket)
                 while batch := await session._take_batch():
-                    for frame in batch:
-                        await websocket.send(frame)
+                    with trio.CancelScope() as session._send_scope:
+                        if send_many is not None:
+                            await send_many(batch)
+                        else:
+                            for frame in batch:
+                                await websocket.send(frame)
+                    session._send_scope = None
                 nursery.cancel_scope.cancel()
+        except* WebSocketClosed as group:
+            session.close(group.exceptions[0].args[0] if group.exceptions[0].args else "transport close")
         except* Exception:
             logger.debug("engine.io session %s: websocket failed", session.sid, exc_info=True)
             session.close("transport error")
@@ -588,7 +608,11 @@ class EngineIOServer:
 
     async def _ws_reader(self, session: EngineIOSession, websocket: _WebSocket) -> None:
         while True:
-            frame = await websocket.receive()
+            try:
+                frame = await websocket.receive()
+            except WebSocketClosed as exc:
+                session.close(exc.args[0] if exc.args else "transport close")
+                return
             if _frame_size(frame, self.max_payload) > self.max_payload:
                 session._close("transport error", WS_TOO_BIG)
                 return

@@ -31,6 +31,30 @@ class TransportClosed(Exception):
     pass
 
 
+def contained(handler, what: str):
+    """`handler(stream)` for `trio.serve_listeners`, wrapped so that nothing a connection raises
+    (short of cancellation and KeyboardInterrupt, which are not per-connection) leaves it: an
+    exception escaping a listener's handler would end the whole process. Counts and logs each."""
+
+    async def serve(stream) -> None:
+        try:
+            await handler(stream)
+        except Exception:
+            contained.failures += 1
+            log.exception("%s connection failed", what)
+            try:
+                with trio.move_on_after(1) as scope:
+                    scope.shield = True
+                    await stream.aclose()
+            except Exception:
+                pass
+
+    return serve
+
+
+contained.failures = 0  # connections whose failure was contained, all listeners together
+
+
 class Transport(Protocol):
     async def receive(self) -> str | bytes: ...  # raises TransportClosed
     async def send(self, frames: list[str | bytes]) -> None: ...

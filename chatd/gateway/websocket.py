@@ -5,9 +5,22 @@ dialect's handler factory, and runs a `Connection` (gateway/session.py) per
 client. wsproto does the opening handshake; after it, frames are read and
 built by gateway/frames.py, and every frame queued for a client is written
 with one `send_all`. That coalescing is what makes fan-out cheap.
+
+Writes never corrupt the frame stream and always leave room for a close frame: a data write
+first waits (cancellably, having written nothing) until the socket's unsent bytes (Linux
+SIOCOUTQ) plus the new frames fit in half of SO_SNDBUF — the half the kernel is sure to accept
+whatever its per-packet overhead — so a client that stops reading lets frames pile up in the
+connection's bounded queue rather than in the kernel. A write, once begun, is shielded from
+cancellation and bounded by `WRITE_TIMEOUT`; if it cannot finish, the connection is aborted and
+nothing else is written. So when a slow consumer's queue overflows, its close frame (1013) still
+fits into the kernel buffer behind the backlog, and the client reads it after that backlog.
 """
 
+import fcntl
 import logging
+import socket
+import struct
+import termios
 from collections.abc import Callable
 from dataclasses import dataclass
 from http import HTTPStatus
@@ -19,13 +32,14 @@ from wsproto.utilities import RemoteProtocolError
 
 from ..config import Config
 from ..core.bus import Bus
-from .frames import CLOSE, PING, PONG, FrameReader, ProtocolViolation, close_frame, frame
+from .frames import BINARY, CLOSE, PING, PONG, FrameReader, ProtocolViolation, close_frame, frame
 from .session import (
     CLOSE_GOING_AWAY,
     Connection,
     GatewayStats,
     Handler,
     TransportClosed,
+    contained,
 )
 
 log = logging.getLogger("chatd.gateway")
@@ -33,6 +47,23 @@ log = logging.getLogger("chatd.gateway")
 RECEIVE_CHUNK = 65536
 MAX_REQUEST_HEAD = 16384
 HANDSHAKE_TIMEOUT = 10
+WRITE_TIMEOUT = 5.0  # seconds one started write may take before the connection is aborted
+ROOM_POLL = 0.01  # seconds between checks of the kernel send buffer while a client is not reading
+_SIOCOUTQ = getattr(termios, "TIOCOUTQ", None)  # Linux: SIOCOUTQ == TIOCOUTQ
+
+
+def _unsent_and_budget(stream) -> tuple[int, int] | None:
+    """(bytes not yet acknowledged by the peer, bytes of data we allow in the kernel), or None
+    where the platform or stream cannot tell."""
+    sock = getattr(stream, "socket", None)
+    if sock is None or _SIOCOUTQ is None:
+        return None
+    try:
+        unsent = struct.unpack("i", fcntl.ioctl(sock.fileno(), _SIOCOUTQ, b"\0\0\0\0"))[0]
+        sndbuf = sock.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF)
+    except (OSError, ValueError):
+        return None
+    return unsent, sndbuf // 2
 
 
 @dataclass(frozen=True)
@@ -57,23 +88,53 @@ class WebSocketTransport:
         self._pong = trio.Event()
         self._closed = False
         self.close_code: int | None = None  # the client's, when it closed first
+        self.violation: int | None = None  # our close code, when the client broke the protocol
 
-    async def _write(self, data: bytes) -> None:
+    async def _wait_for_room(self, size: int) -> None:
+        """Wait until `size` more bytes of data frames fit below the budget (always when nothing
+        is unsent, so that one frame larger than the budget still goes)."""
+        while not self._closed:
+            state = _unsent_and_budget(self.stream)
+            if state is None:
+                return
+            unsent, budget = state
+            if unsent == 0 or unsent + size <= budget:
+                return
+            await trio.sleep(ROOM_POLL)
+
+    async def _write(self, data: bytes, *, control: bool = False) -> None:
+        """Write whole frames. Data frames wait for room first (cancellable: nothing written
+        yet); the write itself is not cancellable, so a frame is never cut short by a cancel."""
         if self._closed:
             raise TransportClosed()
-        try:
-            async with self._send_lock:
-                await self.stream.send_all(data)
-        except (trio.BrokenResourceError, trio.ClosedResourceError):
-            self._closed = True
-            raise TransportClosed() from None
+        if not control:
+            await self._wait_for_room(len(data))
+        async with self._send_lock:
+            if self._closed:
+                raise TransportClosed()
+            with trio.CancelScope(shield=True):
+                with trio.move_on_after(WRITE_TIMEOUT) as timeout:
+                    try:
+                        await self.stream.send_all(data)
+                    except (trio.BrokenResourceError, trio.ClosedResourceError):
+                        self._closed = True
+                        raise TransportClosed() from None
+                if timeout.cancelled_caught:
+                    # Part of a frame may be out: nothing more can follow it, not even a close frame.
+                    await self._abort()
+                    raise TransportClosed()
 
     async def send(self, frames) -> None:
         await self._write(b"".join(frame(f.encode() if isinstance(f, str) else f) for f in frames))
 
+    async def send_messages(self, messages) -> None:
+        """Write messages in one go: `str` as text frames, `bytes` as binary frames."""
+        await self._write(b"".join(frame(m.encode()) if isinstance(m, str) else frame(m, BINARY)
+                                   for m in messages))
+
     async def ping(self) -> None:
         self._pong = trio.Event()
-        await self._write(frame(b"hb", PING))
+        await self._write(frame(b"hb", PING), control=True)
         await self._pong.wait()
 
     async def receive(self):
@@ -82,6 +143,7 @@ class WebSocketTransport:
             try:
                 item = reader.next()
             except ProtocolViolation as e:
+                self.violation = e.code
                 await self.close(e.code, e.reason)
                 raise TransportClosed() from None
             if item is None:
@@ -98,13 +160,14 @@ class WebSocketTransport:
             if opcode < CLOSE:
                 return payload
             if opcode == PING:
-                await self._write(frame(payload, PONG))
+                await self._write(frame(payload, PONG), control=True)
             elif opcode == PONG:
                 self._pong.set()
             else:
                 self.close_code = payload[0]
                 try:
-                    await self._write(close_frame(1000 if self.close_code == 1005 else self.close_code))
+                    await self._write(close_frame(1000 if self.close_code == 1005 else self.close_code),
+                                      control=True)
                 except TransportClosed:
                     pass
                 await self._abort()
@@ -114,7 +177,7 @@ class WebSocketTransport:
         if self._closed:
             return
         try:
-            await self._write(close_frame(code, reason))
+            await self._write(close_frame(code, reason), control=True)
         except TransportClosed:
             pass
         await self._abort()
@@ -144,7 +207,7 @@ class WebSocketGateway:
             self.config.server.gateway_port, host=self.config.server.listen, backlog=4096)
         self.port = listeners[0].socket.getsockname()[1]
         task_status.started(self.port)
-        await trio.serve_listeners(self._serve_one, listeners)
+        await trio.serve_listeners(contained(self._serve_one, "websocket gateway"), listeners)
 
     async def _handshake(self, stream: trio.SocketStream) -> tuple[WSConnection, Request, bytes] | None:
         """The upgrade request, and whatever the client sent after it (its first frames)."""

@@ -88,7 +88,12 @@ async def mount(server, app, nursery, settings) -> None:
         outbound_queue_size=config.limits.outbound_queue,
     )
     stats.engine = sio.engine
-    mount_socketio(app, sio, (settings.prefix or "") + "/socket.io/")
+    path = (settings.prefix or "") + "/socket.io/"
+    mount_socketio(app, sio, path)
+    if getattr(server, "front", None) is not None:
+        # WebSocket upgrades on this path are served by the front door over chatd's own frame
+        # reader; the Quart route only sees upgrades sent on a kept-alive HTTP connection.
+        server.front.route_websocket(path, sio.engine.handle_websocket)
     app.register_blueprint(blueprint(server.core, options, origins, settings.prefix))
     await nursery.start(sio.run)
     server.extra_gateway_stats["socketio"] = stats
