@@ -52,6 +52,8 @@ Semantics:
   client closes the connection with reason ``"parse error"``, and ``bytes``
   arguments are sent as base64 strings, not as attachments.
 - Server-to-client acks are not implemented: ``emit`` is fire-and-forget.
+- Packet payloads are decoded by ``chatd.wirejson``: invalid JSON, or JSON nested deeper than
+  ``wirejson.MAX_DEPTH`` (32) levels, closes the connection with reason ``"parse error"``.
 """
 
 from __future__ import annotations
@@ -67,6 +69,7 @@ from typing import Any, Protocol
 import msgspec
 import trio
 
+from chatd import wirejson
 from chatd.gateway.engineio import (
     EngineIOServer,
     EngineIOSession,
@@ -98,7 +101,6 @@ RESERVED_EVENTS = frozenset(
 )
 
 _encoder = msgspec.json.Encoder()
-_decoder = msgspec.json.Decoder()
 _ABSENT: Any = msgspec.UNSET
 _MAX_ACK_ID_DIGITS = 15
 
@@ -160,8 +162,8 @@ def decode_packet(text: str) -> SioPacket:
     data = _ABSENT
     if i < n:
         try:
-            data = _decoder.decode(text[i:])
-        except msgspec.DecodeError as exc:
+            data = wirejson.decode(text[i:])
+        except wirejson.JSONInputError as exc:
             raise ProtocolError(f"invalid JSON: {exc}") from None
     packet = SioPacket(ptype, namespace, data, ack_id)
     _validate(packet)
