@@ -249,3 +249,49 @@ def test_admin_token_cli(tmp_path):
         store.close()
     second = run_cli("admin", "create-token", "--config", path).stdout.strip()
     assert second != token
+
+
+async def test_login_by_id_needs_the_password_of_an_account_that_has_one(server):
+    accounts = server.core.accounts
+    with_pw = await accounts.create("haspw", password="pw")
+    without = await accounts.create("nopw2")
+    for password in (None, "", "wrong"):
+        with pytest.raises(Unauthorized):
+            await accounts.login_by_id(with_pw.id, "haspw", password, allow_passwordless=True)
+    assert (await accounts.login_by_id(with_pw.id, "HASPW", "pw", allow_passwordless=True)).id == with_pw.id
+    assert (await accounts.login_by_id(without.id, "nopw2", None, allow_passwordless=True)).id == without.id
+    with pytest.raises(Unauthorized):  # the dialect requires passwords
+        await accounts.login_by_id(without.id, "nopw2", None, allow_passwordless=False)
+    with pytest.raises(Unauthorized):  # id and login of different users
+        await accounts.login_by_id(without.id, "haspw", "pw", allow_passwordless=True)
+
+
+async def test_password_change_revokes_the_other_sessions(server):
+    core = server.core
+    user = await core.accounts.create("changer", password="old")
+    keep = await core.sessions.create(user.id, "d1")
+    other = await core.sessions.create(user.id, "d2")
+    with core.bus.subscribe(user.id) as sub:
+        await core.accounts.update(user.id, new_password="new", current_password="old",
+                                   keep_session=keep.session.id)
+        with trio.fail_after(2):
+            event = (await sub.receive()).event
+    assert event == SessionsRevoked(user_id=user.id, session_ids=(other.session.id,), reason="password changed")
+    assert core.sessions.authenticate(keep.access_token).id == keep.session.id
+    with pytest.raises(Unauthorized):
+        core.sessions.authenticate(other.access_token)
+    with pytest.raises(Unauthorized):
+        await core.sessions.refresh(other.refresh_token)
+
+
+async def test_access_token_expiry_is_announced(server):
+    core = server.core
+    user = await core.accounts.create("expiring")
+    core.sessions.access_ttl_ms = 300
+    with core.bus.subscribe(user.id) as sub:
+        issued = await core.sessions.create(user.id, "d1")
+        with trio.fail_after(3):
+            event = (await sub.receive()).event
+    assert event == SessionsRevoked(user_id=user.id, session_ids=(issued.session.id,), reason="expired")
+    # The session stays for its refresh token.
+    assert (await core.sessions.refresh(issued.refresh_token)).session.user_id == user.id

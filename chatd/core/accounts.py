@@ -1,4 +1,9 @@
-"""User accounts: unique case-insensitive logins, optional email/phone/password, profile."""
+"""User accounts: unique case-insensitive logins, optional email/phone/password, profile.
+
+Every password check goes through here (`check_password`, `login_by_id`, the
+current password of `update`), behind the failed-login throttle
+(core/throttle.py). Changing a password ends the user's other sessions.
+"""
 
 from collections.abc import Callable
 
@@ -10,21 +15,26 @@ from . import validate
 from .bus import Bus
 from .clock import now_ms
 from .errors import Conflict, Invalid, NotFound, Unauthorized
-from .events import UserDeleted, UserUpdated
+from .events import SessionsRevoked, UserDeleted, UserUpdated
 from .ids import Snowflakes
 from .models import User
 from .passwords import PasswordHasher
+from .throttle import LoginThrottle, account_key, address_key
 
 PROFILE_FIELDS = ("first_name", "last_name", "avatar_url")
 _UNSET = object()
 
 
 class Accounts:
-    def __init__(self, store: Store, bus: Bus, ids: Snowflakes, hasher: PasswordHasher):
+    def __init__(self, store: Store, bus: Bus, ids: Snowflakes, hasher: PasswordHasher,
+                 throttle: LoginThrottle | None = None):
         self.store = store
         self.bus = bus
         self.ids = ids
         self.hasher = hasher
+        self.throttle = throttle or LoginThrottle(per_account=10, per_address=50, window=300)
+        # Run in a password change's transaction: end the user's sessions but one (None: all), return their ids.
+        self.revoke_sessions_txn: Callable[[Txn, int, int | None], list[int]] = lambda txn, uid, keep: []
         # Functions run in the deleting transaction, so other services drop what they keep for a user.
         self.delete_hooks: list[Callable[[Txn, int], None]] = []
         # Audience for a user's profile changes (those who can see the user); set by the services that know.
@@ -163,8 +173,12 @@ class Accounts:
         new_password: str | None = None,
         current_password: str | None = None,
         require_current_password: bool = True,
+        keep_session: int | None = None,
+        remote: str | None = None,
     ) -> User:
-        """Change a user's own account; a password change needs the current password."""
+        """Change a user's own account; a password change needs the current password (checked
+        behind the failed-login throttle, `remote` being the client's address) and ends every
+        session of the user except `keep_session` (the one that asked)."""
         login = validate.login(login) if login is not _UNSET else _UNSET
         if email is not _UNSET and email is not None:
             email = validate.email(email)
@@ -178,12 +192,16 @@ class Accounts:
             if require_current_password and current.password_hash is not None:
                 if current_password is None:
                     raise Invalid("current_password is required to change the password", field="current_password")
-                if not await self.hasher.verify(current.password_hash, current_password):
+                if not await self._verify(current.login, remote, current.password_hash, current_password):
                     raise Unauthorized("current_password is wrong")
             new_hash = await self.hasher.hash(new_password)
 
+        revoked: list[int] = []
+
         def update_txn(txn: Txn) -> User:
             user = self.get_txn(txn, user_id)
+            if new_hash is not None:
+                revoked[:] = self.revoke_sessions_txn(txn, user_id, keep_session)
             changes = dict(profile)
             for field, value, table, key_of in (
                 ("login", login, "username_userid", keys.text),
@@ -211,12 +229,15 @@ class Accounts:
 
         before_updated = self.get(user_id).updated_at
         user = await self.store.write(update_txn)
+        if revoked:
+            self.bus.publish(SessionsRevoked(user_id=user_id, session_ids=tuple(revoked), reason="password changed"),
+                             [user_id])
         if user.updated_at != before_updated:
             self.bus.publish(UserUpdated(user=user), self.audience_of(user_id))
         return user
 
     async def set_password(self, user_id: int, password: str) -> User:
-        """Set a password without the current one (the CLI, account recovery)."""
+        """Set a password without the current one (the CLI, account recovery); every session ends."""
         return await self.update(user_id, new_password=password, require_current_password=False)
 
     async def delete(self, user_id: int) -> None:
@@ -237,11 +258,44 @@ class Accounts:
         self.bus.publish(UserDeleted(user_id=user_id), audience)
         self.bus.drop_user(user_id, "account deleted")
 
-    async def check_password(self, login: str, password: str) -> User:
-        """The user with this login and password, or Unauthorized (same error for either mistake)."""
+    async def check_password(self, login: str, password: str, *, remote: str | None = None) -> User:
+        """The user with this login and password, or Unauthorized (same error for either mistake).
+
+        `remote` is the client's address. Over the failed-login budget of the login or the address:
+        RateLimited, before any hash is computed; too many hashes already waiting: Unavailable.
+        """
         if not isinstance(login, str) or not isinstance(password, str):
             raise Unauthorized("wrong login or password")
         user = self.by_login(login)
-        if not await self.hasher.verify(user.password_hash if user else None, password):
+        if not await self._verify(login, remote, user.password_hash if user else None, password):
             raise Unauthorized("wrong login or password")
         return user
+
+    async def login_by_id(self, user_id: int, login, password=None, *, allow_passwordless: bool,
+                          remote: str | None = None) -> User:
+        """The user with this id and login (a dialect's login without a password, as sockchat documents).
+
+        Only an account that has no password may log in that way, and only where the dialect allows it
+        (`allow_passwordless`); an account with a password needs it, whatever the dialect.
+        """
+        user = self.by_login(login) if isinstance(login, str) else None
+        if user is None or user.id != user_id:
+            raise Unauthorized("wrong account id or username")
+        if user.password_hash is None and allow_passwordless:
+            return user
+        if not isinstance(password, str) or not password:
+            raise Unauthorized("wrong account id, username or password")
+        return await self.check_password(user.login, password, remote=remote)
+
+    async def _verify(self, login: str, remote: str | None, stored: bytes | None, password: str) -> bool:
+        """One throttled password check: refused (RateLimited) over budget, counted when wrong."""
+        account, address = account_key(login), address_key(remote)
+        self.throttle.attempt(account, address)
+        try:
+            ok = await self.hasher.verify(stored, password)
+        except BaseException:
+            self.throttle.withdraw(account, address)  # no password was checked (busy, cancelled)
+            raise
+        if ok:
+            self.throttle.succeeded(account, address)
+        return ok

@@ -24,10 +24,15 @@ class UserDeleted(Event):
 
 
 class SessionsRevoked(Event):
-    """The user's sessions in `session_ids` are no longer valid; connections using them close."""
+    """The user's sessions in `session_ids` are no longer valid; connections using them close.
+
+    `reason`: "" (logged out, replaced, revoked), "expired" (the access token's time is up; the
+    session's refresh token may still get a new one) or "password changed".
+    """
 
     user_id: int
     session_ids: tuple[int, ...]
+    reason: str = ""
 
 
 class MessageCreated(Event):

@@ -27,6 +27,7 @@ from .passwords import PasswordHasher
 from .presence import Presence
 from .push import Push
 from .sessions import Sessions
+from .throttle import LoginThrottle
 
 log = logging.getLogger("chatd.core")
 
@@ -38,12 +39,17 @@ class Core:
         self.bus = Bus()
         self.ids = Snowflakes(config.server.worker_id)
         self._observe_stored_ids()
-        self.hasher = PasswordHasher(config.auth.argon2_cost, config.auth.hash_concurrency)
-        self.accounts = Accounts(store, self.bus, self.ids, self.hasher)
+        auth = config.auth
+        self.hasher = PasswordHasher(auth.argon2_cost, auth.hash_concurrency, auth.hash_queue_limit)
+        self.login_throttle = LoginThrottle(per_account=auth.login_failures_per_account,
+                                            per_address=auth.login_failures_per_address,
+                                            window=auth.login_failure_window)
+        self.accounts = Accounts(store, self.bus, self.ids, self.hasher, self.login_throttle)
         self.sessions = Sessions(
             store, self.bus, self.ids,
-            access_ttl=config.auth.access_token_ttl, refresh_ttl=config.auth.refresh_token_ttl,
+            access_ttl=auth.access_token_ttl, refresh_ttl=auth.refresh_token_ttl,
         )
+        self.accounts.revoke_sessions_txn = self.sessions.revoke_all_txn
         self.blocks = Blocks(store)
         self.oplog = OpLog(store, self.bus)
         self.presence = Presence(store, self.bus, self.blocks)
@@ -70,9 +76,11 @@ class Core:
                     self.ids.observe(keys.read_u64(key))
 
     async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
-        """Background jobs: persisting last activity, pruning expired sessions and old op-log entries."""
+        """Background jobs: persisting last activity, announcing expired access tokens, pruning
+        expired sessions and old op-log entries."""
         async with trio.open_nursery() as nursery:
             await nursery.start(self.presence.run)
+            await nursery.start(self.sessions.run)
             task_status.started()
             while True:
                 await trio.sleep(self.config.retention.prune_interval)

@@ -3,10 +3,19 @@
 An access token is 32 random bytes (url-safe base64); the store keeps its
 SHA-256. Logging in again on the same device replaces that device's session.
 Refresh tokens rotate on every use.
+
+Tokens are checked when a connection starts; `run` then watches the clock and
+publishes `SessionsRevoked(reason="expired")` when a session's access token
+expires, so the connections that use it close (the session stays, for its
+refresh token, until pruned).
 """
 
 import hashlib
+import heapq
+import math
 import secrets
+
+import trio
 
 from ..store import keys
 from ..store.lmdb import Store, Txn
@@ -45,6 +54,11 @@ class Sessions:
         self.ids = ids
         self.access_ttl_ms = access_ttl * 1000
         self.refresh_ttl_ms = refresh_ttl * 1000
+        # (expires_at, session id, user id) of access tokens not yet announced as expired; entries of
+        # sessions revoked meanwhile are skipped when due.
+        self._expiries: list[tuple[int, int, int]] = []
+        self._wake = trio.Event()
+        self.expired_announced = 0
 
     async def create(
         self, user_id: int, device_id: str, *, refresh: bool = True, dialect: str = "", ttl: int | None = None
@@ -73,6 +87,7 @@ class Sessions:
             return replaced
 
         replaced = await self.store.write(create_txn)
+        self._schedule(session)
         if replaced:
             self.bus.publish(SessionsRevoked(user_id=user_id, session_ids=tuple(replaced)), [user_id])
         return Issued(session, access, refresh_token)
@@ -147,6 +162,7 @@ class Sessions:
             return session, old.id
 
         session, old_id = await self.store.write(refresh_txn)
+        self._schedule(session)
         self.bus.publish(SessionsRevoked(user_id=session.user_id, session_ids=(old_id,)), [session.user_id])
         return Issued(session, access, new_refresh)
 
@@ -160,11 +176,58 @@ class Sessions:
         await self.store.write(lambda txn: self.revoke_all_txn(txn, user_id))
         self.bus.drop_user(user_id, "logged out everywhere")
 
-    def revoke_all_txn(self, txn: Txn, user_id: int) -> list[int]:
+    def revoke_all_txn(self, txn: Txn, user_id: int, keep: int | None = None) -> list[int]:
+        """Delete the user's sessions (but `keep`) in `txn`; their ids."""
         ids = [keys.read_pair(k)[1] for k, _ in txn.scan_raw("useridsessionid_", prefix=keys.u64(user_id))]
+        ids = [sid for sid in ids if sid != keep]
         for sid in ids:
             self._delete_txn(txn, sid)
         return ids
+
+    # -- access-token expiry ----------------------------------------------------------------------
+
+    def _schedule(self, session: Session) -> None:
+        heapq.heappush(self._expiries, (session.expires_at, session.id, session.user_id))
+        if self._expiries[0][1] == session.id:
+            self._wake.set()  # earlier than what the watcher sleeps for
+
+    async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
+        """Announce each access token's expiry when it happens (SessionsRevoked, reason "expired")."""
+        now = now_ms()
+        with self.store.read() as txn:
+            for _, s in txn.scan("sessionid_session", Session):
+                if s.expires_at > now:
+                    heapq.heappush(self._expiries, (s.expires_at, s.id, s.user_id))
+        task_status.started()
+        while True:
+            self._wake = trio.Event()
+            now = now_ms()
+            due = []
+            while self._expiries and self._expiries[0][0] <= now:
+                due.append(heapq.heappop(self._expiries))
+            if due:
+                self._announce_expired(due, now)
+            # Re-read the wall clock at least each minute, in case it was stepped.
+            delay = min(60.0, (self._expiries[0][0] - now) / 1000) if self._expiries else 60.0
+            with trio.move_on_after(max(0.0, delay) if math.isfinite(delay) else 60.0):
+                await self._wake.wait()
+
+    def _announce_expired(self, due: list[tuple[int, int, int]], now: int) -> None:
+        by_user: dict[int, list[int]] = {}
+        with self.store.read() as txn:
+            for _, sid, uid in due:
+                session = txn.get("sessionid_session", keys.u64(sid), Session)
+                # Gone: its revocation was announced already. Not expired: rescheduled (it cannot be
+                # extended today, but a later expiry must not be announced early).
+                if session is None:
+                    continue
+                if session.expires_at > now:
+                    heapq.heappush(self._expiries, (session.expires_at, sid, uid))
+                    continue
+                by_user.setdefault(uid, []).append(sid)
+        for uid, ids in by_user.items():
+            self.expired_announced += len(ids)
+            self.bus.publish(SessionsRevoked(user_id=uid, session_ids=tuple(ids), reason="expired"), [uid])
 
     async def prune_expired(self, *, batch: int = 1000) -> int:
         """Delete sessions whose access and refresh tokens have both expired."""
