@@ -1,11 +1,13 @@
 """SAMA's HTTP routes: POST /login and POST /logout (access token + refresh-token cookie)."""
 
+import math
+
 from quart import Blueprint, request
 
-from ...core.errors import ChatdError, Unauthorized
+from ...core.errors import ChatdError, RateLimited, Unauthorized
 from ...http import BodyError, json_object, json_response
 from . import wire
-from .errors import BadFormat, error_body
+from .errors import BadFormat, WireStatus, error_body
 
 REFRESH_COOKIE = "refresh_token"
 
@@ -19,7 +21,8 @@ def _bearer() -> str | None:
 
 def _error(exc: BaseException):
     body = error_body(exc)
-    return json_response(body, status=body["status"])
+    headers = {"Retry-After": str(max(1, math.ceil(exc.retry_after)))} if isinstance(exc, RateLimited) else None
+    return json_response(body, status=body["status"], headers=headers)
 
 
 def blueprint(core, settings) -> Blueprint:
@@ -49,10 +52,10 @@ def blueprint(core, settings) -> Blueprint:
             data = await body()
             device_id = data.get("device_id")
             if not isinstance(device_id, str) or not device_id:
-                raise BadFormat("device_id is required")
+                raise WireStatus(422, "device_id is required")  # the vendor's status
             login_name, password = data.get("login"), data.get("password")
             if login_name is not None or password is not None:
-                user = await core.accounts.check_password(login_name, password)
+                user = await core.accounts.check_password(login_name, password, remote=request.remote_addr)
                 issued = await core.sessions.create(user.id, device_id, dialect="sama")
             elif (token := _bearer()) is not None:
                 session = core.sessions.authenticate(token)
@@ -65,7 +68,7 @@ def blueprint(core, settings) -> Blueprint:
             else:
                 raise Unauthorized("give login and password, a Bearer token or the refresh-token cookie")
             return login_response(user, issued.access_token, issued.session.expires_at, issued.refresh_token)
-        except (ChatdError, BadFormat) as exc:
+        except (ChatdError, BadFormat, WireStatus) as exc:
             return _error(exc)
 
     @bp.post("/logout")

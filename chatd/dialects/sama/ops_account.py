@@ -3,10 +3,16 @@ get_users_by_ids, ping."""
 
 from ...core.errors import Unauthorized
 from . import wire
+from .errors import WireStatus
 from .fields import get, limit, obj, time_range
 from .wire import parse_ids
 
 DIALECT = "sama"
+
+
+def token_expired() -> WireStatus:
+    """How the vendor's server answers `connect` with an unknown, expired, replaced or other device's token."""
+    return WireStatus(422, "The token has expired.")
 
 
 def render_user(s, user) -> dict:
@@ -39,7 +45,7 @@ async def user_login(s, body) -> dict:
         s.bind(user.id, session.id, session.device_id)
         return {"user": wire.user(user, viewer=user.id), "token": token}
     user = await s.core.accounts.check_password(get(body, "login", str, required=True),
-                                                get(body, "password", str, required=True))
+                                                get(body, "password", str, required=True), remote=s.remote)
     device_id = get(body, "device_id", str) or "default"
     issued = await s.core.sessions.create(user.id, device_id, refresh=False, dialect=DIALECT)
     s.bind(user.id, issued.session.id, device_id)
@@ -47,12 +53,19 @@ async def user_login(s, body) -> dict:
 
 
 async def connect(s, body) -> dict:
-    """request connect {token, device_id}: link this socket to an access token from POST /login"""
+    """request connect {token, device_id}: link this socket to an access token from POST /login.
+    A missing device_id, or a token that is unknown, expired, replaced or another device's: 422."""
     body = obj(body)
-    session = s.core.sessions.authenticate(get(body, "token", str, required=True))
+    token = get(body, "token", str, required=True)
     device_id = get(body, "device_id", str)
-    if device_id is not None and device_id.casefold() != session.device_id.casefold():
-        raise Unauthorized("the token belongs to another device")
+    if not device_id:
+        raise WireStatus(422, "device_id is required")
+    try:
+        session = s.core.sessions.authenticate(token)
+    except Unauthorized:
+        raise token_expired() from None
+    if device_id.casefold() != session.device_id.casefold():
+        raise token_expired()
     s.bind(session.user_id, session.id, session.device_id)
     return {"success": True}
 
@@ -79,9 +92,11 @@ async def user_edit(s, body) -> dict:
             if name in ("email", "phone") and not value:
                 value = None  # an empty string removes the email or phone
             changes[name] = value
+    # A new password ends the user's other sessions; this one stays.
     user = await s.core.accounts.update(
         s.user_id, new_password=get(body, "new_password", str),
-        current_password=get(body, "current_password", str), **changes,
+        current_password=get(body, "current_password", str), keep_session=s.session_id, remote=s.remote,
+        **changes,
     )
     return {"user": wire.user(user, viewer=user.id)}
 

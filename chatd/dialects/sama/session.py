@@ -2,32 +2,41 @@
 
 Frames are `{request: {<op>: {...}, id}}` (answered `{response: {id, ...}}`),
 or the bare packets `message`, `typing` and `system_message`. Errors are
-`{response: {id, error: {status, message}}}`; a frame that is not JSON gets a
-400 with no id. Nothing a client sends can close another connection.
+`{response: {id, error: {status, message}}}`, and for a `message` packet
+`{message: {id, error}}` in the order of its acks; a frame that is not JSON
+gets a 400 with no id. Every refused frame whose id can be read gets its id,
+the rate limit (429) and too-deep nesting (400) included. Nothing a client
+sends can close another connection.
 """
 
 import collections
 import logging
+import sys
 
 import msgspec
 import trio
 
+from ... import wirejson
 from ...core import events as ev
 from ...core.errors import ChatdError, RateLimited, Unauthorized
 from ...gateway.session import CLOSE_POLICY, Connection
 from . import ops_account, ops_chat, ops_extras, wire
-from .errors import BadFormat, error_body
+from .errors import BadFormat, WireStatus, error_body
 
 log = logging.getLogger("chatd.sama")
 
-_frame_decoder = msgspec.json.Decoder(wire.Frame)
 _encode = msgspec.json.Encoder().encode
+# Free-form values (a message's `x`) nest at most wirejson.MAX_DEPTH levels; a frame wraps them in at
+# most three more (`{request: {<op>: {x: …}}}`).
+FRAME_DEPTH = wirejson.MAX_DEPTH + 3
 
 OPERATIONS = {**ops_account.OPERATIONS, **ops_chat.OPERATIONS, **ops_extras.OPERATIONS}
 # Messages a connection may have in flight (submitted, not yet acknowledged). Pipelined sends
 # share group commits; past this many, the connection's reader waits.
 PIPELINE = 64
 PUBLIC = {"user_create", "user_login", "connect", "ping"}
+# The close reason (code 1008) when the socket's session ends, by SessionsRevoked.reason.
+CLOSE_REASONS = {"expired": "token expired", "password changed": "password changed"}
 
 
 def encode(packet: dict) -> bytes:
@@ -36,10 +45,12 @@ def encode(packet: dict) -> bytes:
 
 
 class SamaSession:
-    def __init__(self, conn: Connection, core, settings):
+    def __init__(self, conn: Connection, core, settings, remote: str | None = None):
         self.conn = conn
         self.core = core
         self.settings = settings
+        # The client's address ("host:port" from the gateway), for the failed-login throttle.
+        self.remote = remote.rpartition(":")[0] if remote and ":" in remote else remote
         self.user_id: int | None = None
         self.session_id: int | None = None
         self.device_id: str | None = None
@@ -87,29 +98,56 @@ class SamaSession:
     async def on_message(self, data) -> None:
         request_id = None
         try:
-            self.conn.check_rate()
-            try:
-                frame = _frame_decoder.decode(data)
-            except (msgspec.DecodeError, msgspec.ValidationError):
-                raise BadFormat("the frame is not a JSON object in the SAMA format") from None
+            frame = self._decode(data)
             if frame.request is not None:
                 request_id = frame.request.get("id")
-                await self._request(frame.request)
             elif frame.message is not None:
-                await self._submit_message(frame.message)
+                await self._submit_message(frame.message, data)
+                return
+            # Checked once the id is known, so that the refusal carries it.
+            self._check_depth(frame, data)
+            self.conn.check_rate()
+            if frame.request is not None:
+                await self._request(frame.request)
             elif frame.typing is not None:
                 ops_chat.typing(self, frame.typing)
             elif frame.system_message is not None:
                 await ops_chat.system_message(self, frame.system_message)
             else:
                 raise BadFormat("expected request, message, typing or system_message")
-        except (ChatdError, BadFormat, msgspec.ValidationError) as exc:
+        except (ChatdError, BadFormat, WireStatus, msgspec.ValidationError) as exc:
             self.reply_error(request_id, exc)
         except Exception as exc:
             log.exception("sama frame failed")
             self.reply_error(request_id, exc)
 
-    async def _submit_message(self, packet: dict) -> None:
+    @staticmethod
+    def _decode(data) -> wire.Frame:
+        """The frame, decoded once (wirejson) and converted to its typed shape; 400 if it is not one.
+        Its depth is checked later, once the request or message id has been read."""
+        try:
+            # No depth bound yet: msgspec itself refuses ~1,000 levels (then no id can be read).
+            value = wirejson.decode(data, max_depth=sys.maxsize)
+        except wirejson.JSONInputError as exc:
+            raise BadFormat(f"the frame is not JSON in the SAMA format: {exc}") from None
+        try:
+            return msgspec.convert(value, wire.Frame)
+        except msgspec.ValidationError:
+            raise BadFormat("the frame is not a JSON object in the SAMA format") from None
+
+    @staticmethod
+    def _check_depth(frame: wire.Frame, data) -> None:
+        try:
+            for packet in (frame.request, frame.message, frame.typing, frame.system_message):
+                if packet is not None:
+                    wirejson.check_depth(packet, FRAME_DEPTH - 1, data)
+                    x = packet.get("x")
+                    if isinstance(x, dict | list):
+                        wirejson.check_depth(x, wirejson.MAX_DEPTH, data)
+        except wirejson.JSONInputError as exc:
+            raise BadFormat(str(exc)) from None
+
+    async def _submit_message(self, packet: dict, data) -> None:
         """Queue a message's write without waiting for it, so a client's pipelined messages share
         group commits; answers (ack or error) still go out in the order the messages came."""
         if self._unanswered is None:
@@ -128,6 +166,8 @@ class SamaSession:
             self._flush_answers()
 
         try:
+            self._check_depth(wire.Frame(message=packet), data)
+            self.conn.check_rate()
             ops_chat.submit_message(self, packet, done)
         except Exception as exc:
             entry[1] = ops_chat.send_error_packet(entry[0], exc)
@@ -160,7 +200,7 @@ class SamaSession:
         event = envelope.event
         if isinstance(event, ev.SessionsRevoked):
             if self.session_id in event.session_ids:
-                self.conn.close_soon(CLOSE_POLICY, "session ended")
+                self.conn.close_soon(CLOSE_POLICY, CLOSE_REASONS.get(event.reason, "session ended"))
             return None
         if isinstance(event, ev.PresenceChanged):
             if event.user_id not in self.watching:
