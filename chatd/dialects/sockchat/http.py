@@ -109,7 +109,10 @@ def blueprint(core, options: Options, cors_origins: tuple[str, ...], prefix: str
     @bp.post("/new")
     @handled
     async def new_session():
-        """POST /new — create an account (201) or log in with accountID + username (202)."""
+        """POST /new — create an account (201) or log in with accountID + username (202).
+
+        An account that has a password (set here, in another dialect or by the CLI) always needs it;
+        one without may log in by accountID + username alone unless `require_password` is set."""
         data = await body()
         username = required_str(data, "username")
         password = data.get("password")
@@ -123,12 +126,9 @@ def blueprint(core, options: Options, cors_origins: tuple[str, ...], prefix: str
             wanted = parse_id(account_id, "accountID")
         except BadRequest:
             raise Unauthorized("wrong account id or username") from None
-        user = core.accounts.by_login(username)
-        if user is None or user.id != wanted:
-            raise Unauthorized("wrong account id or username")
-        if options.require_password:
-            # Same answer for a missing, wrong or never-set password.
-            await core.accounts.check_password(user.login, password if isinstance(password, str) else "")
+        user = await core.accounts.login_by_id(wanted, username, password,
+                                               allow_passwordless=not options.require_password,
+                                               remote=request.remote_addr)
         return json_response(await issue(user), status=202)
 
     @bp.post("/update-account")
@@ -147,7 +147,8 @@ def blueprint(core, options: Options, cors_origins: tuple[str, ...], prefix: str
         current_password = data.get("currentPassword")
         if current_password is not None and not isinstance(current_password, str):
             raise BadRequest("currentPassword must be a string")
-        user = core.accounts.get(core.sessions.authenticate(token).user_id)
+        session = core.sessions.authenticate(token)
+        user = core.accounts.get(session.user_id)
         current = render.user(user)
         changes = {}
         if username != user.login:
@@ -155,8 +156,9 @@ def blueprint(core, options: Options, cors_origins: tuple[str, ...], prefix: str
         if avatar != current["avatarURL"]:
             changes["avatar_url"] = avatar or None
         if password is not None:
-            changes["new_password"] = password
-            changes["current_password"] = current_password
+            # A new password ends the user's other sessions (tokens of other dialects too); this one stays.
+            changes.update(new_password=password, current_password=current_password, keep_session=session.id,
+                           remote=request.remote_addr)
         if not changes:
             raise NotModified("nothing to update")
         user = await core.accounts.update(user.id, **changes)

@@ -6,9 +6,16 @@ queues an already-encoded packet, so there is no per-socket task. Each event is
 encoded once per publish (cached in the envelope), whatever the number of
 sockchat recipients. A full queue closes that session as a slow consumer
 (Engine.IO), never blocking the publisher.
+
+When the socket's session ends (its token expired, the password was changed,
+the account logged out or was deleted) the server disconnects the namespace
+(a Socket.IO DISCONNECT: stock clients do not reconnect by themselves; the
+client needs a new token from POST /new).
 """
 
 import logging
+
+import trio
 
 from ...core import events as ev
 from ...core.bus import Envelope, Subscription
@@ -137,9 +144,13 @@ class SockchatHandler:
                 continue
         member = set(lookup.dm_ids(self.core, user_id)) if wanted else set()
         client = Client(self, socket, user_id, session.id, wanted & member)
-        client.subscription = self.core.bus.subscribe(
-            user_id, into=client, on_drop=lambda reason: client.unsubscribe(reason))
+        client.subscription = self.core.bus.subscribe(user_id, into=client, on_drop=lambda reason: self._dropped(client, reason))
         socket.state["client"] = client
+
+    def _dropped(self, client: Client, reason: str) -> None:
+        """The bus ended the user's feeds (logged out everywhere, account deleted): disconnect too."""
+        client.unsubscribe(reason)
+        self._disconnect_soon(client.socket, reason)
 
     async def disconnect(self, socket: Socket, reason: str) -> None:
         if reason == "slow consumer":
@@ -204,10 +215,23 @@ class SockchatHandler:
                     client.channels.add(conv.id)
                     if actor != client.user_id:
                         return envelope.rendered(RENDER_KEY, self._render)
-            case ev.SessionsRevoked(session_ids=ids):
+            case ev.SessionsRevoked(session_ids=ids, reason=reason):
                 if client.session_id in ids:
                     client.unsubscribe("session ended")
+                    self._disconnect_soon(client.socket, reason or "session ended")
         return []
+
+    @staticmethod
+    def _disconnect_soon(socket: Socket, reason: str) -> None:
+        """Disconnect the namespace from a task of its own: this runs in the publisher's task, which
+        must not wait for it."""
+        async def disconnect() -> None:
+            try:
+                await socket.close()
+            except Exception:
+                log.exception("sockchat: disconnecting a socket failed (%s)", reason)
+
+        trio.lowlevel.spawn_system_task(disconnect, name=f"sockchat disconnect ({reason})")
 
     def _render(self, event) -> list[EncodedPacket]:
         """A domain event as sockchat packets, the same for every recipient (encoded once)."""
