@@ -16,5 +16,10 @@ from .session import SamaSession
 def mount(server, app, nursery, settings) -> None:
     core = server.core
     wire.set_cache_budget(core.config.limits.history_cache_mb)
-    server.gateway.route(settings.prefix or "/", lambda conn, request: SamaSession(conn, core, settings))
+
+    def session(conn, request):
+        # `remote` is "host:port"; login throttling counts per host.
+        return SamaSession(conn, core, settings, remote=request.remote.rsplit(":", 1)[0])
+
+    server.gateway.route(settings.prefix or "/", session)
     app.register_blueprint(blueprint(core, settings))

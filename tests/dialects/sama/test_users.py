@@ -46,9 +46,9 @@ async def test_user_login_deprecated_password_and_token(server, nursery):
 async def test_connect_bad_token_and_wrong_device(server, nursery):
     await create_user(server, nursery, "carol")
     client = await open_client(nursery, server)
-    assert await client.error("connect", {"token": "not-a-token", "device_id": "d1"}) == 401
+    assert await client.error("connect", {"token": "not-a-token", "device_id": "d1"}) == 422  # the vendor's status: "The token has expired."
     data = (await login_http(server, "carol", device_id="d1")).json()
-    assert await client.error("connect", {"token": data["access_token"], "device_id": "d2"}) == 401
+    assert await client.error("connect", {"token": data["access_token"], "device_id": "d2"}) == 422  # the vendor's status: "The token has expired."
     assert await client.error("message_list", {"cid": "1"}) == 401
     await client.ok("connect", {"token": data["access_token"], "device_id": "d1"})
 
@@ -64,7 +64,7 @@ async def test_http_login_response_and_errors(server, nursery, http):
     r = await http.post("/login", json={"login": "dave", "password": "nope", "device_id": "d1"})
     assert r.status_code == 401
     r = await http.post("/login", json={"login": "dave", "password": "pw-dave"})
-    assert r.status_code == 400
+    assert r.status_code == 422  # no device_id: the vendor server's status
     r = await http.post("/login", content=b"{not json")
     assert r.status_code == 400
 
@@ -97,7 +97,7 @@ async def test_http_login_refresh_cookie_rotates(server, nursery):
         assert (await c.post("/login", json={"device_id": "d1"})).status_code == 401
     # The access token the refresh replaced is refused; the new one works.
     client = await open_client(nursery, server)
-    assert await client.error("connect", {"token": old_access, "device_id": "d1"}) == 401
+    assert await client.error("connect", {"token": old_access, "device_id": "d1"}) == 422  # the vendor's status: "The token has expired."
     await client.ok("connect", {"token": r.json()["access_token"], "device_id": "d1"})
 
 
@@ -116,7 +116,7 @@ async def test_login_replaces_the_devices_tokens(server, nursery):
             except Exception:
                 break
     client = await open_client(nursery, server)
-    assert await client.error("connect", {"token": first, "device_id": "d1"}) == 401
+    assert await client.error("connect", {"token": first, "device_id": "d1"}) == 422  # the vendor's status: "The token has expired."
     await client.ok("connect", {"token": second, "device_id": "d1"})
     await (await open_client(nursery, server)).ok("connect", {"token": other_device, "device_id": "d2"})
 
@@ -135,7 +135,7 @@ async def test_http_logout_only_that_device(server, nursery):
         # The refresh token of the logged-out session is dead too.
         assert (await c.post("/login", json={"device_id": "d1"})).status_code == 401
     client = await open_client(nursery, server)
-    assert await client.error("connect", {"token": d1, "device_id": "d1"}) == 401
+    assert await client.error("connect", {"token": d1, "device_id": "d1"}) == 422  # the vendor's status: "The token has expired."
     await client.ok("connect", {"token": d2, "device_id": "d2"})
 
 
@@ -144,7 +144,7 @@ async def test_user_logout_over_websocket(server, nursery):
     c = await device(server, nursery, "ivan", "d1")
     assert (await c.ok("user_logout"))["success"] is True
     assert await c.error("conversation_list", {}) == 401
-    assert await (await open_client(nursery, server)).error("connect", {"token": c.token, "device_id": "d1"}) == 401
+    assert await (await open_client(nursery, server)).error("connect", {"token": c.token, "device_id": "d1"}) == 422  # the vendor's status: "The token has expired."
 
 
 async def test_user_edit_password_and_profile(server, nursery):
@@ -176,7 +176,7 @@ async def test_user_delete(server, nursery):
     assert await c.error("conversation_list", {}) == 401
     assert (await login_http(server, "leo")).status_code == 401
     probe = await open_client(nursery, server)
-    assert await probe.error("connect", {"token": token, "device_id": "d1"}) == 401
+    assert await probe.error("connect", {"token": token, "device_id": "d1"}) == 422  # the vendor's status: "The token has expired."
     await probe.ok("user_create", {"login": "leo", "password": "again"})  # the login is free again
 
 
@@ -251,7 +251,7 @@ async def test_expired_access_token_is_refused(server, nursery):
         assert first.json()["expired_at"] - _now_ms() <= 300
         await trio.sleep(0.4)
         probe = await open_client(nursery, server)
-        assert await probe.error("connect", {"token": token, "device_id": "d1"}) == 401
+        assert await probe.error("connect", {"token": token, "device_id": "d1"}) == 422  # the vendor's status: "The token has expired."
         r = await c.post("/login", json={"device_id": "d1"}, headers={"Authorization": f"Bearer {token}"})
         assert r.status_code == 401
         server.core.sessions.access_ttl_ms = 3_600_000

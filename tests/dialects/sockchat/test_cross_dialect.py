@@ -102,6 +102,9 @@ async def test_sama_user_opens_the_dm_and_logs_in_to_sockchat(server, http):
             # the same DM cannot be created again from sockchat
             r = await http.post("/create-channel", json={"to": sam.id, "type": 1}, headers=sock.auth)
             assert r.status_code == 409
-        # the SAMA account logs in here with its id and login (case-insensitive), as documented
+        # the SAMA account logs in here with its id and login (case-insensitive), as documented, and
+        # with its password: an account that has one always needs it, whichever dialect set it
         r = await http.post("/new", json={"accountID": sam.id, "username": "sam"})
+        assert r.status_code == 401
+        r = await http.post("/new", json={"accountID": sam.id, "username": "sam", "password": "pw"})
         assert r.status_code == 202 and r.json()["dms"] == [conv["_id"]]
