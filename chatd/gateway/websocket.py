@@ -48,7 +48,8 @@ RECEIVE_CHUNK = 65536
 MAX_REQUEST_HEAD = 16384
 HANDSHAKE_TIMEOUT = 10
 WRITE_TIMEOUT = 5.0  # seconds one started write may take before the connection is aborted
-ROOM_POLL = 0.01  # seconds between checks of the kernel send buffer while a client is not reading
+ROOM_POLL = 0.01  # seconds between checks of the kernel send buffer while a client is not reading ...
+ROOM_POLL_MAX = 0.5  # ... doubling up to this
 _SIOCOUTQ = getattr(termios, "TIOCOUTQ", None)  # Linux: SIOCOUTQ == TIOCOUTQ
 
 
@@ -93,6 +94,7 @@ class WebSocketTransport:
     async def _wait_for_room(self, size: int) -> None:
         """Wait until `size` more bytes of data frames fit below the budget (always when nothing
         is unsent, so that one frame larger than the budget still goes)."""
+        delay = ROOM_POLL
         while not self._closed:
             state = _unsent_and_budget(self.stream)
             if state is None:
@@ -100,7 +102,9 @@ class WebSocketTransport:
             unsent, budget = state
             if unsent == 0 or unsent + size <= budget:
                 return
-            await trio.sleep(ROOM_POLL)
+            # Backing off keeps many stalled clients from costing a wake-up each every few ms.
+            await trio.sleep(delay)
+            delay = min(delay * 2, ROOM_POLL_MAX)
 
     async def _write(self, data: bytes, *, control: bool = False) -> None:
         """Write whole frames. Data frames wait for room first (cancellable: nothing written
