@@ -4,10 +4,13 @@ Any configuration or data-directory problem is one line on stderr and exit code 
 """
 
 import argparse
+import errno
 import fcntl
 import getpass
 import json
+import os
 import shutil
+import socket
 import sys
 import time
 from contextlib import contextmanager
@@ -43,11 +46,15 @@ def _parser() -> argparse.ArgumentParser:
     asub = admin.add_subparsers(dest="admin_command", required=True)
     cu = with_config(asub.add_parser("create-user", help="create a user account"))
     cu.add_argument("name")
-    cu.add_argument("--password", help="the password (asked for when omitted)")
+    how = cu.add_mutually_exclusive_group()
+    how.add_argument("--password", help="the password (asked for on the terminal when omitted)")
+    how.add_argument("--password-stdin", action="store_true", help="read the password from the first line of stdin")
+    how.add_argument("--no-password", action="store_true",
+                     help="create the account without a password (it cannot log in with one until it sets one)")
     ct = with_config(asub.add_parser("create-token", help="create an admin API token (printed once)"))
     ct.add_argument("--name", default="admin", help="a label for the token")
     b = with_config(sub.add_parser("backup", help="a consistent copy of the data, safe while the server runs"))
-    b.add_argument("dest", help="a new or empty directory")
+    b.add_argument("dest", help="a new or empty directory, or an earlier backup to replace")
     r = with_config(sub.add_parser("restore", help="replace the data directory with a backup (server stopped)"))
     r.add_argument("source", help="a directory made by `chatd backup`")
     r.add_argument("--force", action="store_true", help="replace existing data")
@@ -90,7 +97,8 @@ def _main_error(e: BaseException) -> int:
         print(f"chatd: {e.message}", file=sys.stderr)
         return 1
     if isinstance(e, OSError) and not isinstance(e, Fatal):
-        print(f"chatd: {e.strerror or e} (is another server using the port?)", file=sys.stderr)
+        where = f": {e.filename}" if e.filename else ""
+        print(f"chatd: {e.strerror or e}{where}", file=sys.stderr)
         return EXIT_USAGE
     print(f"chatd: {e}", file=sys.stderr)
     return EXIT_USAGE
@@ -103,9 +111,10 @@ def _main(args) -> int:
         logs.setup(config.log.level, config.log.format)
         if command == "run":
             with data_lock(config):
-                trio.run(_run_server, config)
+                serve(config)
         elif command == "check-config":
             print(json.dumps(config_mod.to_dict(config), indent=2))
+            print(dialects_summary(config), file=sys.stderr)
         elif command == "admin":
             return _admin(args, config)
         elif command == "backup":
@@ -122,6 +131,69 @@ async def _run_server(config) -> None:
     from .server import run_until_signalled
 
     await run_until_signalled(config)
+
+
+def serve(config) -> None:
+    """Run the server; a listener that cannot open is one line naming its address and config key."""
+    try:
+        trio.run(_run_server, config)
+    except BaseException as e:
+        leaf = _single_leaf(e) if isinstance(e, BaseExceptionGroup) else e
+        if not isinstance(leaf, OSError) or isinstance(leaf, Fatal):
+            raise
+        key, port = _failed_listener(config, leaf)
+        address = f"{config.server.listen}:{port}"
+        if leaf.errno == errno.EADDRINUSE:
+            raise Fatal(f"cannot listen on {address} ([server] {key} = {port}): the port is in use "
+                        f"(is another server running?); free it or choose another {key}") from None
+        if leaf.errno == errno.EADDRNOTAVAIL:
+            raise Fatal(f"cannot listen on {address}: {leaf.strerror} (check [server] listen)") from None
+        raise Fatal(f"cannot listen on {address} ([server] {key} = {port}): {leaf.strerror or leaf}") from None
+
+
+def _failed_listener(config, exc: OSError) -> tuple[str, int]:
+    """Which listener failed to open: the traceback says whether it was Hypercorn (the HTTP port)
+    or the WebSocket gateway; failing that, try binding each configured port."""
+    modules = []
+    tb = exc.__traceback__
+    while tb is not None:
+        modules.append(tb.tb_frame.f_globals.get("__name__", ""))
+        tb = tb.tb_next
+    if any(m.startswith("hypercorn") for m in modules):
+        return "port", config.server.port
+    if any(m.startswith("chatd.gateway") for m in modules):
+        return "gateway_port", config.server.gateway_port
+    for key in ("port", "gateway_port"):
+        port = getattr(config.server, key)
+        if port and not _can_bind(config.server.listen, port):
+            return key, port
+    return "port", config.server.port
+
+
+def _can_bind(host: str, port: int) -> bool:
+    try:
+        for family, kind, proto, _, addr in socket.getaddrinfo(host, port, type=socket.SOCK_STREAM):
+            with socket.socket(family, kind, proto) as s:
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                s.bind(addr)
+    except OSError:
+        return False
+    return True
+
+
+def dialects_summary(config) -> str:
+    """Which dialects this chatd serves with this config, and which are configured but not available."""
+    from .dialects import AVAILABLE
+
+    served = [n for n in config_mod.DIALECTS if n in AVAILABLE and config.dialect(n).enabled]
+    missing = [n for n in config_mod.DIALECTS if n not in AVAILABLE and config.dialect(n).enabled]
+    disabled = [n for n in config_mod.DIALECTS if n in AVAILABLE and not config.dialect(n).enabled]
+    lines = [f"dialects served: {', '.join(served) or 'none'}"]
+    if disabled:
+        lines.append(f"dialects disabled in the config: {', '.join(disabled)}")
+    if missing:
+        lines.append(f"enabled in the config but not available in this version (not served): {', '.join(missing)}")
+    return "\n".join(lines)
 
 
 @contextmanager
@@ -159,17 +231,10 @@ async def with_core(config, work, *, batch: int | None = None):
 
 def _admin(args, config) -> int:
     if args.admin_command == "create-user":
-        password = args.password
-        if password is None:
-            if sys.stdin.isatty():
-                password = getpass.getpass("password: ")
-                if getpass.getpass("again: ") != password:
-                    raise Fatal("the passwords differ")
-            else:
-                password = sys.stdin.readline().rstrip("\n")
+        password = _new_password(args)
 
         async def create(core):
-            return await core.accounts.create(args.name, password=password or None)
+            return await core.accounts.create(args.name, password=password)
 
         user = trio.run(with_core, config, create)
         print(json.dumps({"id": str(user.id), "login": user.login}))
@@ -185,36 +250,96 @@ def _admin(args, config) -> int:
     return 0
 
 
+def _new_password(args) -> str | None:
+    """The new account's password: --password, one line of stdin (--password-stdin), asked twice on
+    the terminal, or none with --no-password. Without a terminal to ask on, refuse."""
+    if args.no_password:
+        return None
+    if args.password is not None:
+        password = args.password
+    elif args.password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    elif sys.stdin.isatty():
+        password = getpass.getpass("password: ")
+        if getpass.getpass("again: ") != password:
+            raise Fatal("the passwords differ")
+    else:
+        raise Fatal("no password given and no terminal to ask for one: pass --password, "
+                    "--password-stdin or --no-password")
+    if not password:
+        raise Fatal("the password is empty; pass --no-password to create an account without one")
+    return password
+
+
+BACKUP_MARKER = "chatd-backup.json"
+
+
 def backup(config, dest: Path) -> None:
-    if dest.exists() and any(dest.iterdir()):
-        raise Fatal(f"{dest} is not empty")
+    """Write a backup to `dest`: a new or empty directory, or an earlier chatd backup, which is
+    replaced only once the new one is complete (so a failed backup leaves the old one in place)."""
+    if dest.exists() and not dest.is_dir():
+        raise Fatal(f"{dest} is not a directory")
+    if dest.exists() and any(dest.iterdir()) and not (dest / BACKUP_MARKER).exists():
+        raise Fatal(f"{dest} is not empty and is not a chatd backup; choose a new directory")
     if not (config.data_dir / "db").exists():
         raise Fatal(f"no data in {config.data_dir}")
-    store = _open_store(config)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    partial = dest.parent / f".{dest.name}.partial-{os.getpid()}"
     try:
-        store.copy_to(dest / "db")
+        store = _open_store(config)
+        try:
+            store.copy_to(partial / "db")
+        finally:
+            store.close()
+        files = config.data_dir / "files"
+        if files.exists():
+            # Files are content-addressed and never rewritten, so copying them after the LMDB
+            # snapshot keeps every file the snapshot refers to.
+            shutil.copytree(files, partial / "files", dirs_exist_ok=True)
+        (partial / BACKUP_MARKER).write_text(json.dumps({"version": __version__, "created": time.time()}))
+        _replace_dir(partial, dest)
     finally:
-        store.close()
-    files = config.data_dir / "files"
-    if files.exists():
-        # Files are content-addressed and never rewritten, so copying them after the LMDB
-        # snapshot keeps every file the snapshot refers to.
-        shutil.copytree(files, dest / "files", dirs_exist_ok=True)
-    (dest / "chatd-backup.json").write_text(json.dumps({"version": __version__, "created": time.time()}))
+        if partial.exists():
+            shutil.rmtree(partial)
     print(f"backup written to {dest}")
 
 
+def _replace_dir(new: Path, dest: Path) -> None:
+    """Put the complete directory `new` at `dest`, removing what was there only afterwards."""
+    if not dest.exists():
+        new.rename(dest)
+        return
+    old = dest.parent / f".{dest.name}.old-{os.getpid()}"
+    dest.rename(old)
+    try:
+        new.rename(dest)
+    except BaseException:
+        old.rename(dest)
+        raise
+    shutil.rmtree(old)
+
+
 def restore(config, source: Path, *, force: bool) -> None:
+    """Replace the data directory's db/ and files/ with a backup's. The backup is only read (never
+    opened with LMDB, which would write a lock file into it): it is copied next to the data first,
+    the copy's format is checked, and only then is the old data replaced."""
     if not (source / "db" / "data.mdb").exists():
         raise Fatal(f"{source} is not a chatd backup (no db/data.mdb)")
     target = config.data_dir
     if (target / "db").exists() and not force:
         raise Fatal(f"{target} already has data; pass --force to replace it")
-    Store(source, readonly=True).close()  # refuses a newer format before anything is touched
-    for name in ("db", "files"):
-        if (target / name).exists():
-            shutil.rmtree(target / name)
-    shutil.copytree(source / "db", target / "db")
-    if (source / "files").exists():
-        shutil.copytree(source / "files", target / "files")
+    staging = target / f".restore-{os.getpid()}"
+    try:
+        shutil.copytree(source / "db", staging / "db", ignore=shutil.ignore_patterns("lock.mdb"))
+        if (source / "files").exists():
+            shutil.copytree(source / "files", staging / "files")
+        Store(staging, readonly=True).close()  # refuses a newer format before the data is touched
+        for name in ("db", "files"):
+            if (target / name).exists():
+                shutil.rmtree(target / name)
+            if (staging / name).exists():
+                (staging / name).rename(target / name)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging)
     print(f"restored {source} into {target}")

@@ -10,6 +10,7 @@ import cbor2
 import pytest
 import trio
 
+from chatd import config as config_mod
 from chatd.core.models import User
 from chatd.store import keys
 from chatd.store.lmdb import Store
@@ -35,8 +36,8 @@ def test_admin_create_user(tmp_path):
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout)
     assert out["login"] == "Alice" and int(out["id"]) > 0
-    # The password from stdin when not given (not a tty).
-    r = run_cli("admin", "create-user", "bob", "--config", path, input="pw2\n")
+    # The password from stdin when asked to.
+    r = run_cli("admin", "create-user", "bob", "--password-stdin", "--config", path, input="pw2\n")
     assert r.returncode == 0, r.stderr
     store = Store(tmp_path / "data")
     try:
@@ -72,9 +73,19 @@ async def test_backup_while_running_and_writing_then_restore(tmp_path, nursery):
             writer.kill()
             await writer.wait()
         assert srv.proc.returncode is None, "the server kept running"
-        # A second backup into a non-empty directory is refused.
-        r = await acli("backup", "--config", srv.config_path, backup, check_rc=2)
+        # A second backup to the same (dated) directory replaces the first one.
+        first_marker = json.loads((backup / "chatd-backup.json").read_text())
+        r = await acli("backup", "--config", srv.config_path, backup)
+        assert "backup written" in r.stdout
+        assert json.loads((backup / "chatd-backup.json").read_text())["created"] > first_marker["created"]
+        assert sorted(p.name for p in backup.parent.iterdir() if p.name.startswith(".")) == []
+        # A non-empty directory that is not a chatd backup is never overwritten.
+        other = tmp_path / "not-a-backup"
+        other.mkdir()
+        (other / "keep.txt").write_text("mine")
+        r = await acli("backup", "--config", srv.config_path, other, check_rc=2)
         assert "not empty" in r.stderr and len(r.stderr.splitlines()) == 1
+        assert [p.name for p in other.iterdir()] == ["keep.txt"]
         # Restoring over the data of a running server is refused (it holds the data lock).
         r = await acli("restore", "--config", srv.config_path, backup, "--force", check_rc=2)
         assert "in use" in r.stderr
@@ -96,8 +107,10 @@ async def test_backup_while_running_and_writing_then_restore(tmp_path, nursery):
     fresh = tmp_path / "fresh"
     fresh.mkdir()
     config_path = write_config(fresh)
+    before = _tree(backup)
     r = await acli("restore", "--config", config_path, backup)
     assert "restored" in r.stdout
+    assert _tree(backup) == before, "restore left the backup byte-for-byte unchanged"
     r = await acli("restore", "--config", config_path, backup, check_rc=2)
     assert "--force" in r.stderr and len(r.stderr.splitlines()) == 1
     await acli("restore", "--config", config_path, backup, "--force")
@@ -117,6 +130,118 @@ async def test_backup_while_running_and_writing_then_restore(tmp_path, nursery):
         assert newer.id > user.id  # ids continue after the restored ones
     finally:
         server.stop()
+
+
+def _tree(root) -> dict:
+    """Every file and directory under `root`: its contents (files) and modification time."""
+    return {str(p.relative_to(root)): (p.read_bytes() if p.is_file() else None, p.stat().st_mtime_ns)
+            for p in sorted(root.rglob("*"))}
+
+
+def _user(data_dir, login: str) -> User | None:
+    store = Store(data_dir)
+    try:
+        with store.read() as txn:
+            raw = txn.get_raw("username_userid", login.casefold().encode())
+            return None if raw is None else txn.get("userid_user", keys.u64(keys.read_u64(raw)), User)
+    finally:
+        store.close()
+
+
+def test_admin_create_user_without_password_or_terminal_is_refused(tmp_path):
+    path = write_config(tmp_path)
+    r = run_cli("admin", "create-user", "carol", "--config", path, input="")
+    assert r.returncode == 2, r.stderr
+    assert len(r.stderr.splitlines()) == 1 and "no terminal" in r.stderr and "--no-password" in r.stderr
+    assert _user(tmp_path / "data", "carol") is None
+    # An empty password is refused too, whichever way it comes.
+    r = run_cli("admin", "create-user", "carol", "--password-stdin", "--config", path, input="\n")
+    assert r.returncode == 2 and "empty" in r.stderr
+    assert _user(tmp_path / "data", "carol") is None
+    # A password-less account only when asked for explicitly.
+    r = run_cli("admin", "create-user", "carol", "--no-password", "--config", path)
+    assert r.returncode == 0, r.stderr
+    user = _user(tmp_path / "data", "carol")
+    assert user is not None and not user.password_hash
+
+
+def test_admin_create_user_asks_on_the_terminal(tmp_path):
+    """With a terminal and no --password: asked twice (getpass, not echoed), and both must match."""
+    import os
+    import pty
+    import select
+
+    path = write_config(tmp_path)
+
+    def run_on_tty(name: str, answers: list[str]) -> tuple[int, str]:
+        pid, fd = pty.fork()
+        if pid == 0:  # the child: its controlling terminal is the pty
+            os.chdir(REPO)
+            os.execv(sys.executable, [sys.executable, "-m", "chatd", "admin", "create-user", name,
+                                      "--config", str(path)])
+        out = b""
+        pending = list(answers)
+        try:
+            while True:
+                ready, _, _ = select.select([fd], [], [], 20)
+                if not ready:
+                    break
+                try:
+                    chunk = os.read(fd, 4096)
+                except OSError:  # EIO: the child closed the terminal
+                    break
+                if not chunk:
+                    break
+                out += chunk
+                prompts = out.count(b"password: ") + out.count(b"again: ")
+                if pending and prompts > len(answers) - len(pending):  # answer each prompt once
+                    os.write(fd, pending.pop(0).encode() + b"\n")
+        finally:
+            os.close(fd)
+            _, status = os.waitpid(pid, 0)
+        return os.waitstatus_to_exitcode(status), out.decode(errors="replace")
+
+    rc, out = run_on_tty("dora", ["secret-1", "secret-1"])
+    assert rc == 0, out
+    assert "password:" in out and "again:" in out and "secret-1" not in out  # not echoed
+    user = _user(tmp_path / "data", "dora")
+    assert user is not None and user.password_hash.startswith(b"$argon2id$")
+    rc, out = run_on_tty("erin", ["secret-1", "secret-2"])
+    assert rc == 2 and "differ" in out
+    assert _user(tmp_path / "data", "erin") is None
+
+
+def test_backup_twice_to_the_same_directory(tmp_path):
+    """The README's `chatd backup … /backups/chatd-$(date +%F)` run twice in a day replaces the
+    first backup with the second."""
+    path = write_config(tmp_path)
+    assert run_cli("admin", "create-user", "alice", "--password", "pw", "--config", path).returncode == 0
+    dest = tmp_path / "backups" / "chatd-2026-01-01"
+    r = run_cli("backup", "--config", path, dest)
+    assert r.returncode == 0, r.stderr
+    assert run_cli("admin", "create-user", "bob", "--password", "pw", "--config", path).returncode == 0
+    r = run_cli("backup", "--config", path, dest)
+    assert r.returncode == 0, r.stderr
+    assert [p.name for p in dest.parent.iterdir()] == [dest.name]  # no partial or old copies left
+    assert _user(dest, "bob") is not None
+
+
+def test_restore_leaves_the_backup_unchanged(tmp_path):
+    """`chatd restore` only reads the backup: no LMDB lock file or anything else written into it."""
+    live, fresh = tmp_path / "live", tmp_path / "fresh"
+    live.mkdir()
+    fresh.mkdir()
+    path = write_config(live)
+    assert run_cli("admin", "create-user", "alice", "--password", "pw", "--config", path).returncode == 0
+    dest = tmp_path / "backup"
+    assert run_cli("backup", "--config", path, dest).returncode == 0
+    before = _tree(dest)
+    fresh_path = write_config(fresh)
+    r = run_cli("restore", "--config", fresh_path, dest)
+    assert r.returncode == 0, r.stderr
+    assert _tree(dest) == before
+    assert _user(fresh / "data", "alice") is not None
+    assert [p.name for p in (fresh / "data").iterdir() if p.name.startswith(".")] == []  # no staging left
 
 
 def test_admin_create_user_taken_login_is_one_line(tmp_path):
@@ -159,6 +284,40 @@ def test_port_in_use_is_one_line(tmp_path):
         r = run_cli("--config", path)
     assert r.returncode == 2, r.stderr[-300:]
     assert len(r.stderr.splitlines()) == 1 and "in use" in r.stderr
+
+
+@pytest.mark.parametrize("key", ["port", "gateway_port"])
+def test_port_in_use_names_the_port(tmp_path, key):
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        other = "gateway_port" if key == "port" else "port"
+        path = write_config(tmp_path, server={key: port, other: free_port()})
+        r = run_cli("--config", path)
+    assert r.returncode == 2, r.stderr[-300:]
+    line = r.stderr.strip()
+    assert len(line.splitlines()) == 1 and "in use" in line
+    assert f"127.0.0.1:{port}" in line and f"{key} = {port}" in line, line
+
+
+def test_check_config_says_which_dialects_are_served(tmp_path):
+    from chatd.dialects import AVAILABLE
+
+    path = write_config(tmp_path, dialects={name: {"enabled": True} for name in config_mod.DIALECTS})
+    r = run_cli("check-config", "--config", path)
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["dialects"]["sama"]["enabled"] is True  # stdout stays the JSON
+    served = next(line for line in r.stderr.splitlines() if line.startswith("dialects served:"))
+    assert served == "dialects served: " + ", ".join(n for n in config_mod.DIALECTS if n in AVAILABLE)
+    missing = [n for n in config_mod.DIALECTS if n not in AVAILABLE]
+    if missing:
+        assert f"not available in this version (not served): {', '.join(missing)}" in r.stderr
+    path = write_config(tmp_path, dialects={name: {"enabled": False} for name in config_mod.DIALECTS})
+    r = run_cli("check-config", "--config", path)
+    assert "dialects served: none" in r.stderr and "not available" not in r.stderr
 
 
 async def test_second_server_on_same_data_dir_refused(tmp_path):
