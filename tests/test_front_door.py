@@ -16,7 +16,7 @@ import socketio
 import trio
 
 from chatd.gateway.frames import BINARY, CLOSE, TEXT
-from tests.gateway.test_frames import client_frame
+from tests.gateway.test_frames import client_frame, split_server_frame
 
 SOCKCHAT = {"sockchat": {"enabled": True}}
 LIMIT = 1024  # limits.max_ws_frame: Engine.IO maxPayload and the WebSocket message limit
@@ -73,16 +73,9 @@ class RawWS:
         """The next server frame (opcode, payload), or None at EOF."""
         with trio.fail_after(timeout):
             while True:
-                if len(self.buf) >= 2:
-                    opcode, n, at = self.buf[0] & 0x0F, self.buf[1] & 0x7F, 2
-                    assert not self.buf[1] & 0x80, "server frames are never masked"
-                    if n == 126:
-                        n, at = int.from_bytes(self.buf[2:4], "big"), 4
-                    elif n == 127:
-                        n, at = int.from_bytes(self.buf[2:10], "big"), 10
-                    if len(self.buf) >= at + n:
-                        payload, self.buf = self.buf[at:at + n], self.buf[at + n:]
-                        return opcode, payload
+                if (split := split_server_frame(self.buf)) is not None:
+                    opcode, payload, self.buf = split
+                    return opcode, payload
                 try:
                     chunk = await self.stream.receive_some(65536)
                 except trio.BrokenResourceError:  # reset by the server

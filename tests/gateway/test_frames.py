@@ -35,6 +35,22 @@ def client_frame(payload: bytes, opcode: int = TEXT, *, fin: bool = True, masked
     return head + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
 
 
+def split_server_frame(buf: bytes) -> tuple[int, bytes, bytes] | None:
+    """(opcode, payload, the rest) of the first whole server frame in `buf`, or None if it is not
+    all there yet (for hand-made test clients)."""
+    if len(buf) < 2:
+        return None
+    opcode, n, at = buf[0] & 0x0F, buf[1] & 0x7F, 2
+    assert not buf[1] & 0x80, "server frames are never masked"
+    if n == 126:
+        n, at = int.from_bytes(buf[2:4], "big"), 4
+    elif n == 127:
+        n, at = int.from_bytes(buf[2:10], "big"), 10
+    if len(buf) < at + n:
+        return None
+    return opcode, buf[at:at + n], buf[at + n:]
+
+
 def read_all(data: bytes, max_message: int = 1 << 20) -> list:
     reader = FrameReader(max_message)
     reader.feed(data)

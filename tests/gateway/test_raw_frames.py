@@ -8,7 +8,7 @@ import trio
 from trio_websocket import open_websocket_url
 
 from chatd.gateway.frames import BINARY, CLOSE, PING, PONG, TEXT
-from tests.gateway.test_frames import client_frame
+from tests.gateway.test_frames import client_frame, split_server_frame
 
 UPGRADE = (b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
            b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
@@ -34,16 +34,9 @@ class RawClient:
         """The next server frame (opcode, payload), or None at EOF."""
         with trio.fail_after(5):
             while True:
-                if len(self.buf) >= 2:
-                    opcode, n, at = self.buf[0] & 0x0F, self.buf[1] & 0x7F, 2
-                    assert not self.buf[1] & 0x80, "server frames are never masked"
-                    if n == 126:
-                        n, at = int.from_bytes(self.buf[2:4], "big"), 4
-                    elif n == 127:
-                        n, at = int.from_bytes(self.buf[2:10], "big"), 10
-                    if len(self.buf) >= at + n:
-                        payload, self.buf = self.buf[at:at + n], self.buf[at + n:]
-                        return opcode, payload
+                if (split := split_server_frame(self.buf)) is not None:
+                    opcode, payload, self.buf = split
+                    return opcode, payload
                 chunk = await self.stream.receive_some(65536)
                 if not chunk:
                     return None

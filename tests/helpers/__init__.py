@@ -183,3 +183,21 @@ async def start_subprocess_server(tmp_path, *, startup_timeout: float = 20, **se
         await srv.aclose()
         raise
     return srv
+
+
+def count_hashes(server) -> list[int]:
+    """Count every argon2 computation (verify and hash) of a running server: `calls[0]`."""
+    hasher = server.core.hasher
+    calls = [0]
+    verify_sync, hash_sync = hasher.verify_sync, hasher.hash_sync
+
+    def counting_verify(stored, password):
+        calls[0] += 1
+        return verify_sync(stored, password)
+
+    def counting_hash(password):
+        calls[0] += 1
+        return hash_sync(password)
+
+    hasher.verify_sync, hasher.hash_sync = counting_verify, counting_hash
+    return calls

@@ -8,25 +8,9 @@ import pytest
 import trio
 import trio_websocket
 
+from tests.helpers import count_hashes
+
 from .client import connect, create_user, device, login_http, open_client
-
-
-def count_hashes(server) -> list[int]:
-    """Count every argon2 computation of the running server (verify and hash)."""
-    hasher = server.core.hasher
-    calls = [0]
-    verify_sync, hash_sync = hasher.verify_sync, hasher.hash_sync
-
-    def counting_verify(stored, password):
-        calls[0] += 1
-        return verify_sync(stored, password)
-
-    def counting_hash(password):
-        calls[0] += 1
-        return hash_sync(password)
-
-    hasher.verify_sync, hasher.hash_sync = counting_verify, counting_hash
-    return calls
 
 
 async def closed_with(client, timeout: float = 5) -> tuple[int, str]:

@@ -4,24 +4,9 @@ throttled, and Socket.IO sockets are disconnected when their session ends."""
 import pytest
 import trio
 
+from tests.helpers import count_hashes
+
 from .client import Account, new_user, sio_client
-
-
-def count_hashes(server) -> list[int]:
-    hasher = server.core.hasher
-    calls = [0]
-    verify_sync, hash_sync = hasher.verify_sync, hasher.hash_sync
-
-    def counting_verify(stored, password):
-        calls[0] += 1
-        return verify_sync(stored, password)
-
-    def counting_hash(password):
-        calls[0] += 1
-        return hash_sync(password)
-
-    hasher.verify_sync, hasher.hash_sync = counting_verify, counting_hash
-    return calls
 
 
 async def disconnected(client, timeout: float = 5) -> None:
