@@ -79,8 +79,9 @@ class AuthConfig:
     login_failures_per_account: int = _rule(10, min=1, max=1_000_000)
     login_failures_per_address: int = _rule(50, min=1, max=1_000_000)
     login_failure_window: int = _rule(300, min=1, max=86400)
-    # Password hashes allowed to wait for a worker; past this a login or sign-up is refused at once (503).
-    hash_queue_limit: int = _rule(32, min=1, max=100_000)
+    # Seconds a password hash may expect to wait for a worker; past this a login or sign-up is refused
+    # at once (503). The wait is the hashes ahead times their measured cost, so it adapts to argon2_cost.
+    hash_wait_limit: float = _rule(5.0, min=0.1, max=600)
 
 
 @dataclass(frozen=True)

@@ -102,9 +102,10 @@ def test_address_key_groups_ipv6_per_64():
     assert address_key("not-an-ip") == "not-an-ip"
 
 
-async def test_hashing_queue_is_bounded():
-    """Past `queue_limit` hashes waiting for a worker, a hash is refused at once (Unavailable)."""
-    hasher = PasswordHasher("min", concurrency=1, queue_limit=2)
+async def test_hashing_queue_is_bounded_by_the_expected_wait():
+    """A hash that would wait past `wait_limit` (hashes ahead × their cost) is refused at once."""
+    hasher = PasswordHasher("min", concurrency=1, wait_limit=1.5)
+    hasher.mean_s = 1.0  # two waiting: an expected wait of 2 s
     release = trio.Event()
     entered = []
 
@@ -128,8 +129,18 @@ async def test_hashing_queue_is_bounded():
             while not entered:
                 await trio.sleep(0.01)
         await trio.sleep(0.05)
+        assert hasher.expected_wait() == 2.0
         with pytest.raises(Unavailable):
             await hasher.hash("d")
         assert hasher.refused == 1
         release.set()
     assert results == [b"hash"] * 3
+
+
+async def test_a_burst_of_cheap_hashes_waits_instead_of_being_refused():
+    """The bound is time, not a count: 200 sign-ups at once are fine when each hash is cheap."""
+    hasher = PasswordHasher("min", concurrency=2, wait_limit=5.0)
+    async with trio.open_nursery() as nursery:
+        for i in range(200):
+            nursery.start_soon(hasher.hash, f"pw{i}")
+    assert hasher.refused == 0 and hasher.mean_s < 0.1

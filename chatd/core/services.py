@@ -40,7 +40,7 @@ class Core:
         self.ids = Snowflakes(config.server.worker_id)
         self._observe_stored_ids()
         auth = config.auth
-        self.hasher = PasswordHasher(auth.argon2_cost, auth.hash_concurrency, auth.hash_queue_limit)
+        self.hasher = PasswordHasher(auth.argon2_cost, auth.hash_concurrency, auth.hash_wait_limit)
         self.login_throttle = LoginThrottle(per_account=auth.login_failures_per_account,
                                             per_address=auth.login_failures_per_address,
                                             window=auth.login_failure_window)
