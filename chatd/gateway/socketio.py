@@ -265,6 +265,16 @@ class Socket:
             return True
         return self._connection.session.send_encoded(packet.frame)
 
+    def close_soon(self, reason: str = "server namespace disconnect") -> None:
+        """Disconnect from any task, without waiting: DISCONNECT to the client, then the whole
+        Engine.IO session closes (its queued packets still go out) and the connection's own task
+        runs ``handler.disconnect`` with ``reason``."""
+        if self._gone:
+            return
+        if self._connected:
+            self._connection.send(SioPacket(PacketType.DISCONNECT, self.namespace))
+        self._connection.session.close(reason)
+
     async def close(self) -> None:
         """Disconnect this namespace (DISCONNECT to the client), then ``handler.disconnect``."""
         if self._gone:

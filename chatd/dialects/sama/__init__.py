@@ -16,10 +16,6 @@ from .session import SamaSession
 def mount(server, app, nursery, settings) -> None:
     core = server.core
     wire.set_cache_budget(core.config.limits.history_cache_mb)
-
-    def session(conn, request):
-        # `remote` is "host:port"; login throttling counts per host.
-        return SamaSession(conn, core, settings, remote=request.remote.rsplit(":", 1)[0])
-
-    server.gateway.route(settings.prefix or "/", session)
+    server.gateway.route(settings.prefix or "/",
+                         lambda conn, request: SamaSession(conn, core, settings, remote=request.remote))
     app.register_blueprint(blueprint(core, settings))

@@ -15,8 +15,6 @@ client needs a new token from POST /new).
 
 import logging
 
-import trio
-
 from ...core import events as ev
 from ...core.bus import Envelope, Subscription
 from ...core.errors import Unauthorized
@@ -150,7 +148,7 @@ class SockchatHandler:
     def _dropped(self, client: Client, reason: str) -> None:
         """The bus ended the user's feeds (logged out everywhere, account deleted): disconnect too."""
         client.unsubscribe(reason)
-        self._disconnect_soon(client.socket, reason)
+        client.socket.close_soon(reason)
 
     async def disconnect(self, socket: Socket, reason: str) -> None:
         if reason == "slow consumer":
@@ -218,20 +216,8 @@ class SockchatHandler:
             case ev.SessionsRevoked(session_ids=ids, reason=reason):
                 if client.session_id in ids:
                     client.unsubscribe("session ended")
-                    self._disconnect_soon(client.socket, reason or "session ended")
+                    client.socket.close_soon(reason or "session ended")
         return []
-
-    @staticmethod
-    def _disconnect_soon(socket: Socket, reason: str) -> None:
-        """Disconnect the namespace from a task of its own: this runs in the publisher's task, which
-        must not wait for it."""
-        async def disconnect() -> None:
-            try:
-                await socket.close()
-            except Exception:
-                log.exception("sockchat: disconnecting a socket failed (%s)", reason)
-
-        trio.lowlevel.spawn_system_task(disconnect, name=f"sockchat disconnect ({reason})")
 
     def _render(self, event) -> list[EncodedPacket]:
         """A domain event as sockchat packets, the same for every recipient (encoded once)."""
