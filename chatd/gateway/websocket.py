@@ -10,9 +10,9 @@ Writes never corrupt the frame stream and always leave room for a close frame: a
 first waits (cancellably, having written nothing) until the socket's unsent bytes (Linux
 SIOCOUTQ) plus the new frames fit in half of SO_SNDBUF — the half the kernel is sure to accept
 whatever its per-packet overhead — so a client that stops reading lets frames pile up in the
-connection's bounded queue rather than in the kernel. A write, once begun, is shielded from
-cancellation and bounded by `WRITE_TIMEOUT`; if it cannot finish, the connection is aborted and
-nothing else is written. So when a slow consumer's queue overflows, its close frame (1013) still
+connection's bounded queue rather than in the kernel. A write cancelled part-way (possible only
+if the kernel buffer filled anyway) is finished, shielded, within `WRITE_TIMEOUT`; if it cannot
+be, nothing else is written after the frame it cut short. So when a slow consumer's queue overflows, its close frame (1013) still
 fits into the kernel buffer behind the backlog, and the client reads it after that backlog.
 """
 
@@ -47,7 +47,7 @@ log = logging.getLogger("chatd.gateway")
 RECEIVE_CHUNK = 65536
 MAX_REQUEST_HEAD = 16384
 HANDSHAKE_TIMEOUT = 10
-WRITE_TIMEOUT = 5.0  # seconds one started write may take before the connection is aborted
+WRITE_TIMEOUT = 5.0  # seconds a write cut short by a cancel may take to finish before the connection drops
 ROOM_POLL = 0.01  # seconds between checks of the kernel send buffer while a client is not reading ...
 ROOM_POLL_MAX = 0.5  # ... doubling up to this
 _SIOCOUTQ = getattr(termios, "TIOCOUTQ", None)  # Linux: SIOCOUTQ == TIOCOUTQ
@@ -107,8 +107,9 @@ class WebSocketTransport:
             delay = min(delay * 2, ROOM_POLL_MAX)
 
     async def _write(self, data: bytes, *, control: bool = False) -> None:
-        """Write whole frames. Data frames wait for room first (cancellable: nothing written
-        yet); the write itself is not cancellable, so a frame is never cut short by a cancel."""
+        """Write whole frames. Data frames wait for room first (cancellable: nothing written yet).
+        No cancel scope per write (each costs more than the write on a fan-out path): `_send`
+        itself tells a cancel before the first byte (harmless) from one that cut a frame short."""
         if self._closed:
             raise TransportClosed()
         if not control:
@@ -116,17 +117,40 @@ class WebSocketTransport:
         async with self._send_lock:
             if self._closed:
                 raise TransportClosed()
-            with trio.CancelScope(shield=True):
-                with trio.move_on_after(WRITE_TIMEOUT) as timeout:
+            await self._send(data)
+
+    async def _send(self, data: bytes) -> None:
+        """All of `data`, cancellable; a cancel that arrives part-way is handled by `_finish`."""
+        sock = getattr(self.stream, "socket", None)
+        try:
+            if sock is None:
+                await self.stream.send_all(data)
+                return
+            with memoryview(data) as view:
+                sent = 0
+                while sent < len(view):
                     try:
-                        await self.stream.send_all(data)
-                    except (trio.BrokenResourceError, trio.ClosedResourceError):
-                        self._closed = True
-                        raise TransportClosed() from None
-                if timeout.cancelled_caught:
-                    # Part of a frame may be out: nothing more can follow it, not even a close frame.
-                    await self._abort()
-                    raise TransportClosed()
+                        sent += await sock.send(view[sent:])
+                    except trio.Cancelled:
+                        if sent:
+                            await self._finish(view[sent:])
+                        raise
+        except (OSError, trio.BrokenResourceError, trio.ClosedResourceError):
+            self._closed = True
+            raise TransportClosed() from None
+
+    async def _finish(self, rest) -> None:
+        """A cancel came after part of a write went out (the kernel buffer filled despite the
+        reserve): finish it, shielded but within WRITE_TIMEOUT, so the stream stays whole and a
+        close frame can still follow. If it cannot finish, a frame is cut short and nothing may
+        follow it, not even a close frame: the client sees the connection drop (1006)."""
+        with trio.CancelScope(shield=True), trio.move_on_after(WRITE_TIMEOUT):
+            try:
+                await self.stream.send_all(rest)
+                return
+            except (OSError, trio.BrokenResourceError, trio.ClosedResourceError):
+                pass
+        self._closed = True
 
     async def send(self, frames) -> None:
         await self._write(b"".join(frame(f.encode() if isinstance(f, str) else f) for f in frames))

@@ -11,7 +11,6 @@ sends can close another connection.
 
 import collections
 import logging
-import sys
 
 import msgspec
 import trio
@@ -25,6 +24,7 @@ from .errors import BadFormat, WireStatus, error_body
 
 log = logging.getLogger("chatd.sama")
 
+_frame_decoder = msgspec.json.Decoder(wire.Frame)
 _encode = msgspec.json.Encoder().encode
 # Free-form values (a message's `x`) nest at most wirejson.MAX_DEPTH levels; a frame wraps them in at
 # most three more (`{request: {<op>: {x: …}}}`).
@@ -126,13 +126,11 @@ class SamaSession:
         """The frame, decoded once (wirejson) and converted to its typed shape; 400 if it is not one.
         Its depth is checked later, once the request or message id has been read."""
         try:
-            # No depth bound yet: msgspec itself refuses ~1,000 levels (then no id can be read).
-            value = wirejson.decode(data, max_depth=sys.maxsize)
-        except wirejson.JSONInputError as exc:
-            raise BadFormat(f"the frame is not JSON in the SAMA format: {exc}") from None
-        try:
-            return msgspec.convert(value, wire.Frame)
-        except msgspec.ValidationError:
+            # No depth bound yet (msgspec itself gives up at ~1,000 levels; then no id can be read).
+            return _frame_decoder.decode(data)
+        except RecursionError:
+            raise BadFormat("the frame is not JSON in the SAMA format: it nests too deep") from None
+        except msgspec.DecodeError:
             raise BadFormat("the frame is not a JSON object in the SAMA format") from None
 
     @staticmethod
