@@ -27,12 +27,12 @@ _UNSET = object()
 
 class Accounts:
     def __init__(self, store: Store, bus: Bus, ids: Snowflakes, hasher: PasswordHasher,
-                 throttle: LoginThrottle | None = None):
+                 throttle: LoginThrottle):
         self.store = store
         self.bus = bus
         self.ids = ids
         self.hasher = hasher
-        self.throttle = throttle or LoginThrottle(per_account=10, per_address=50, window=300)
+        self.throttle = throttle  # budgets from [auth] (Core builds it)
         # Run in a password change's transaction: end the user's sessions but one (None: all), return their ids.
         self.revoke_sessions_txn: Callable[[Txn, int, int | None], list[int]] = lambda txn, uid, keep: []
         # Functions run in the deleting transaction, so other services drop what they keep for a user.

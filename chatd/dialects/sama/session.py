@@ -123,8 +123,8 @@ class SamaSession:
 
     @staticmethod
     def _decode(data) -> wire.Frame:
-        """The frame, decoded once (wirejson) and converted to its typed shape; 400 if it is not one.
-        Its depth is checked later, once the request or message id has been read."""
+        """The frame in its typed shape, or 400. Its depth is checked later (`_check_depth`), once
+        the request or message id has been read, so that the refusal carries it."""
         try:
             # No depth bound yet (msgspec itself gives up at ~1,000 levels; then no id can be read).
             return _frame_decoder.decode(data)
