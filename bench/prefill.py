@@ -26,7 +26,7 @@ def history(config_path: Path, out: Path, count: int, *, concurrency: int = 512)
     async def work(core):
         a = await core.accounts.create("w3a", password=PASSWORD)
         b = await core.accounts.create("w3b", password=PASSWORD)
-        conv, _, _ = await core.conversations.create(a.id, "u", [b.id])
+        conv, _, _ = await core.channels.create(a.id, "dm", [b.id])
         numbers = iter(range(count))
         pad = "x" * 80
         started = time.perf_counter()

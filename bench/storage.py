@@ -3,7 +3,7 @@
 - group commit: chatd.store.lmdb.Store with `store.run` in a nursery, N concurrent writers each doing
   sequential `await store.write(fn)` with ~200-byte values (N = 1, 10, 200) — writes/s, latency p50/p99;
 - baseline: plain lmdb, sync=True, one durable commit per write, same sizes;
-- history page: `core.messages.history(viewer, cid, limit=50)` at 10k and 1M messages in one
+- history page: `core.history.history(viewer, cid, limit=50)` at 10k and 1M messages in one
   conversation (and the same page rendered the way SAMA's message_list renders it);
 - idle server RSS: start chatd, read VmRSS.
 
@@ -41,6 +41,7 @@ def out(what: str, **fields) -> None:
 
 async def group_commit(path: Path, writers: int, seconds: float, max_writes: int) -> dict:
     from chatd.store.lmdb import Store
+    from chatd.store import tables as T
 
     store = Store(path, map_size=4 << 30, batch=256)
     lat: list[float] = []
@@ -57,7 +58,7 @@ async def group_commit(path: Path, writers: int, seconds: float, max_writes: int
                         return
                     key = w.to_bytes(8, "big") + i.to_bytes(8, "big")
                     t = perf()
-                    await store.write(lambda txn, key=key: txn.put_raw("convidmsgid_msg", key, VALUE))
+                    await store.write(lambda txn, key=key: txn.put_encoded(T.chanidmsgid_msg, key, VALUE))
                     lat.append(perf() - t)
                     counter[0] += 1
 
@@ -105,16 +106,16 @@ def history(wd: Path, count: int, reads: int) -> None:
 
         viewer, cid = int(info["users"][0]["id"]), int(info["cid"])
         for _ in range(50):
-            core.messages.history(viewer, cid, limit=50)
+            core.history.history(viewer, cid, limit=50)
         lat, lat_render = [], []
         for _ in range(reads):
             t = perf()
-            msgs = core.messages.history(viewer, cid, limit=50)
+            msgs = core.history.history(viewer, cid, limit=50)
             lat.append(perf() - t)
         for _ in range(reads):
             t = perf()
-            msgs = core.messages.history(viewer, cid, limit=50)
-            flags = core.messages.read_flags(cid, msgs)
+            msgs = core.history.history(viewer, cid, limit=50)
+            flags = core.receipts.read_flags(cid, msgs)
             [wire.message_json(m, None, "read" if read else "sent") for m, read in zip(msgs, flags, strict=True)]
             lat_render.append(perf() - t)
         assert len(msgs) == 50
@@ -123,7 +124,7 @@ def history(wd: Path, count: int, reads: int) -> None:
     lat, lat_render = trio.run(prefill._with_core, config_path, work)
     size = sum(f.stat().st_size for f in (wd / "data" / "db").iterdir())
     out("history_latest_50", messages=count, n=reads, **latency_fields(lat),
-        notes=f"core.messages.history(limit=50), inline read, decode cache warm after the first read; "
+        notes=f"core.history.history(limit=50), inline read, decode cache warm after the first read; "
               f"prefill {info['prefill_s']} s; db file {size >> 20} MiB")
     out("history_latest_50_rendered", messages=count, n=reads, **latency_fields(lat_render),
         notes="history + read_flags + sama wire.message_json for each (what message_list does, minus the frame)")

@@ -5,19 +5,20 @@ import msgspec
 import pytest
 
 from chatd.core.errors import NotFound
-from chatd.store import keys
+from chatd.core.permissions import SAMA_GROUP
+from chatd.store import tables as T
 from chatd.store.lmdb import Txn
 
 
 async def _pair(core):
     alice = await core.accounts.create("alice")
     bob = await core.accounts.create("bob")
-    conv, _, _ = await core.conversations.create(alice.id, "u", [bob.id])
+    conv, _, _ = await core.channels.create(alice.id, "dm", [bob.id])
     return alice.id, bob.id, conv.id
 
 
 def _bodies(core, viewer, cid, limit=50):
-    return [m.body for m in core.messages.history(viewer, cid, limit=limit)]
+    return [m.body for m in core.history.history(viewer, cid, limit=limit)]
 
 
 async def test_latest_page_follows_sends_edits_and_deletes(server):
@@ -46,7 +47,7 @@ async def test_a_smaller_or_larger_limit_than_the_cached_page(server):
     assert _bodies(core, bob, cid, limit=6) == ["m7", "m6", "m5", "m4", "m3", "m2"]
     assert len(_bodies(core, bob, cid, limit=100)) == 8
     assert _bodies(core, bob, cid, limit=4) == ["m7", "m6", "m5", "m4"]  # from the whole-conversation page
-    page = core.messages.history(bob, cid, limit=4)
+    page = core.history.history(bob, cid, limit=4)
     page.clear()  # a caller's copy: the cached page is untouched
     assert len(_bodies(core, bob, cid, limit=4)) == 4
 
@@ -68,21 +69,21 @@ async def test_membership_is_checked_on_every_read(server):
     await core.messages.send(alice, cid, body="private")
     assert _bodies(core, bob, cid) == ["private"]  # now cached
     with pytest.raises(NotFound):
-        core.messages.history(carol, cid)
+        core.history.history(carol, cid)
 
 
 async def test_group_membership_changes_show_in_the_page(server):
     core = server.core
     alice, bob, _ = await _pair(core)
     carol = (await core.accounts.create("carol")).id
-    conv, _, _ = await core.conversations.create(alice, "g", [bob], name="g")
+    conv, _, _ = await core.channels.create(alice, "group", [bob], preset=SAMA_GROUP, name="g")
     await core.messages.send(alice, conv.id, body="hello")
-    before = core.messages.history(bob, conv.id)
-    await core.conversations.update(alice, conv.id, add=[carol])
-    after = core.messages.history(bob, conv.id)
+    before = core.history.history(bob, conv.id)
+    await core.channels.update(alice, conv.id, add=[carol])
+    after = core.history.history(bob, conv.id)
     assert len(after) == len(before) + 1 and after[0].system
-    await core.conversations.leave(bob, conv.id)
-    assert len(core.messages.history(alice, conv.id)) == len(after) + 1
+    await core.channels.leave(bob, conv.id)
+    assert len(core.history.history(alice, conv.id)) == len(after) + 1
 
 
 async def test_read_marks_follow_mark_read_and_sends(server):
@@ -90,17 +91,17 @@ async def test_read_marks_follow_mark_read_and_sends(server):
     alice, bob, cid = await _pair(core)
     m1, _ = await core.messages.send(alice, cid, body="one")
     m2, _ = await core.messages.send(alice, cid, body="two")
-    page = core.messages.history(alice, cid)
-    assert core.messages.read_flags(cid, page) == [False, False]
-    await core.messages.mark_read(bob, cid, [m1.id])
-    assert core.messages.read_flags(cid, page) == [False, True]
-    await core.messages.mark_read(bob, cid)
-    assert core.messages.read_flags(cid, page) == [True, True]
+    page = core.history.history(alice, cid)
+    assert core.receipts.read_flags(cid, page) == [False, False]
+    await core.receipts.mark_read(bob, cid, [m1.id])
+    assert core.receipts.read_flags(cid, page) == [False, True]
+    await core.receipts.mark_read(bob, cid)
+    assert core.receipts.read_flags(cid, page) == [True, True]
     reply, _ = await core.messages.send(bob, cid, body="three")  # bob's own send moves his mark
-    assert core.messages.read_marks(cid)[bob] == reply.id
-    marks = core.messages.read_marks(cid)
+    assert core.receipts.read_marks(cid)[bob] == reply.id
+    marks = core.receipts.read_marks(cid)
     marks[bob] = 0  # a caller's copy
-    assert core.messages.read_marks(cid)[bob] == reply.id
+    assert core.receipts.read_marks(cid)[bob] == reply.id
 
 
 async def test_a_write_straight_to_the_table_is_seen(server):
@@ -111,9 +112,9 @@ async def test_a_write_straight_to_the_table_is_seen(server):
     assert _bodies(core, bob, cid) == ["one"]
 
     def rewrite(txn: Txn):
-        key = keys.pair(cid, first.id)
-        msg = txn.get("convidmsgid_msg", key, type(first))
-        txn.put("convidmsgid_msg", key, msgspec.structs.replace(msg, body="rewritten"))
+        key = T.chanidmsgid_msg.key(cid, first.id)
+        msg = txn.get(T.chanidmsgid_msg, key)
+        txn.put(T.chanidmsgid_msg, key, msgspec.structs.replace(msg, body="rewritten"))
 
     await core.store.write(rewrite)
     assert _bodies(core, bob, cid) == ["rewritten"]

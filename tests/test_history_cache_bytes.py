@@ -38,7 +38,7 @@ async def test_reading_much_more_history_than_the_budget_keeps_memory_bounded(se
     users = [(await core.accounts.create(f"u{i}")).id for i in range(21)]
     convs = []
     for other in users[1:]:
-        conv, _, _ = await core.conversations.create(users[0], "u", [other])
+        conv, _, _ = await core.channels.create(users[0], "dm", [other])
         convs.append(conv.id)
     for cid in convs:
         for _ in range(60):
@@ -50,16 +50,16 @@ async def test_reading_much_more_history_than_the_budget_keeps_memory_bounded(se
         base = tracemalloc.get_traced_memory()[0]
         for _ in range(2):
             for cid in convs:
-                page = core.messages.history(users[0], cid, limit=50)
-                for msg, read in zip(page, core.messages.read_flags(cid, page), strict=True):
+                page = core.history.history(users[0], cid, limit=50)
+                for msg, read in zip(page, core.receipts.read_flags(cid, page), strict=True):
                     wire.message_json(msg, None, "read" if read else "sent")
-                core.messages.history(users[0], cid, limit=50, before_id=page[-1].id)  # older pages
+                core.history.history(users[0], cid, limit=50, before_id=page[-1].id)  # older pages
         gc.collect()
         kept = tracemalloc.get_traced_memory()[0] - base
     finally:
         tracemalloc.stop()
-    caches = (core.messages._decoded, core.messages._latest, core.messages._marks, wire._RENDERED)
+    caches = (core.history._decoded, core.history._latest, core.receipts._marks, core.members._audience, wire._RENDERED)
     assert all(c.used <= c.max_bytes for c in caches)
     assert sum(c.max_bytes for c in caches) <= 1 << 20
-    assert len(core.messages._decoded) > 10  # the caches are in use, within their budget
+    assert len(core.history._decoded) > 10  # the caches are in use, within their budget
     assert kept < 2 << 20, f"{kept} bytes kept after reading history with a 1 MB cache budget"

@@ -3,7 +3,8 @@
 import trio
 
 from chatd.core.events import Typing
-from chatd.store import keys
+from chatd.core.oplog import Delivery
+from chatd.store import tables as T
 
 
 async def _entries(server, user_id):
@@ -18,7 +19,7 @@ async def test_publish_logs_for_users_who_went_offline_since_the_write(server):
     op_id = core.ids.next()
     event = Typing(cid=1, user_id=bob.id)
     # As if the write had found both online: nothing was logged in its transaction.
-    core.oplog.publish(event, [alice.id, bob.id], op_id)
+    core.oplog.publish(Delivery(event, [alice.id, bob.id], op_id, frozenset()))
     assert online.receive_nowait().event == event
     with trio.fail_after(5):
         while not await _entries(server, bob.id):
@@ -32,10 +33,10 @@ async def test_publish_does_not_log_twice(server):
     bob = await core.accounts.create("bob")
     op_id = core.ids.next()
     event = Typing(cid=1, user_id=bob.id)
-    await core.store.write(lambda txn: core.oplog.log_offline_txn(txn, op_id, event, [bob.id]))
+    delivery = await core.store.write(lambda txn: core.oplog.record_txn(txn, op_id, event, [bob.id]))
     before = server.core.store.stats.writes
-    core.oplog.publish(event, [bob.id], op_id)
+    core.oplog.publish(delivery)
     await trio.sleep(0.1)
     assert server.core.store.stats.writes == before  # the entry existed: no second write
     with core.store.read() as txn:
-        assert txn.count("useridopid_op", prefix=keys.u64(bob.id)) == 1
+        assert txn.count(T.useridopid_op, prefix=T.useridopid_op.prefix(bob.id)) == 1

@@ -13,6 +13,8 @@ import trio
 import trio.testing
 
 from chatd.store import keys
+from chatd.store import tables as T
+from chatd.store.errors import StoreUnavailable
 from chatd.store.lmdb import Store, StoreError, Txn, _prefix_end
 from chatd.store.tables import FORMAT_VERSION, TABLES
 from tests.helpers import REPO
@@ -54,8 +56,9 @@ def test_text_keys_casefold():
 
 
 def test_tables_declared_once():
-    assert len(set(TABLES)) == len(TABLES)
-    assert "meta" in TABLES
+    names = [t.name for t in TABLES]
+    assert len(set(names)) == len(names)
+    assert T.meta in TABLES
 
 
 # -- scans ----------------------------------------------------------------------------------
@@ -76,7 +79,7 @@ SCAN_KEYS = [
 
 
 def _fill(store, keys_):
-    store.write_now(lambda txn: [txn.put_raw("useridsessionid_", k, b"v" + k) for k in keys_])
+    store.write_now(lambda txn: [txn.put_encoded(T.useridsessionid_, k, b"v" + k) for k in keys_])
 
 
 def _reference(keys_, prefix=b"", start=None, stop=None, reverse=False, limit=None):
@@ -89,7 +92,7 @@ def _reference(keys_, prefix=b"", start=None, stop=None, reverse=False, limit=No
 
 def _scan(store, **kw):
     with store.read() as txn:
-        items = list(txn.scan_raw("useridsessionid_", **kw))
+        items = list(txn.scan_raw(T.useridsessionid_, **kw))
     assert all(v == b"v" + k for k, v in items)
     return [k for k, _ in items]
 
@@ -145,13 +148,13 @@ def test_scan_matches_reference_on_random_queries(store):
 
 
 def test_typed_get_put_scan(store):
-    store.write_now(lambda txn: [txn.put("meta", b"k%d" % i, {"i": i, "b": b"\x00\xff"}) for i in range(3)])
+    store.write_now(lambda txn: [txn.put(T.meta, b"k%d" % i, {"i": i, "b": b"\x00\xff"}) for i in range(3)])
     with store.read() as txn:
-        assert txn.get("meta", b"k1") == {"i": 1, "b": b"\x00\xff"}
-        assert txn.get("meta", b"missing") is None
-        assert [v["i"] for _, v in txn.scan("meta", prefix=b"k")] == [0, 1, 2]
-        assert txn.count("meta", prefix=b"k") == 3
-        assert txn.exists("meta", b"k2") and not txn.exists("meta", b"k9")
+        assert txn.get(T.meta, b"k1") == {"i": 1, "b": b"\x00\xff"}
+        assert txn.get(T.meta, b"missing") is None
+        assert [v["i"] for _, v in txn.scan(T.meta, prefix=b"k")] == [0, 1, 2]
+        assert txn.count(T.meta, prefix=b"k") == 3
+        assert txn.exists(T.meta, b"k2") and not txn.exists(T.meta, b"k9")
 
 
 # -- group commit ---------------------------------------------------------------------------
@@ -165,7 +168,7 @@ async def test_group_commit_200_concurrent_writers(store):
 
         async def one(i):
             def put_txn(txn: Txn):
-                txn.put("meta", b"w" + keys.u64(i), {"i": i})
+                txn.put(T.meta, b"w" + keys.u64(i), {"i": i})
                 return i * 2
 
             results[i] = await store.write(put_txn)
@@ -177,7 +180,7 @@ async def test_group_commit_200_concurrent_writers(store):
 
     assert results == {i: i * 2 for i in range(200)}
     with store.read() as txn:
-        assert [v["i"] for _, v in txn.scan("meta", prefix=b"w")] == list(range(200))
+        assert [v["i"] for _, v in txn.scan(T.meta, prefix=b"w")] == list(range(200))
     assert store.stats.writes == 200
     assert store.stats.commits < 200, "concurrent writes should share commits"
     assert sum(n for bound, n in store.stats.batch_buckets.items() if bound > 1) >= 1
@@ -189,7 +192,7 @@ async def test_failing_write_rolls_back_only_itself(store):
 
     async def one(i):
         def put_txn(txn: Txn):
-            txn.put("meta", b"r" + keys.u64(i), i)
+            txn.put(T.meta, b"r" + keys.u64(i), i)
             if i == 3:
                 raise ValueError("boom")
             return i
@@ -212,7 +215,7 @@ async def test_failing_write_rolls_back_only_itself(store):
     assert isinstance(outcome.pop(3), ValueError)
     assert outcome == {i: i for i in range(8) if i != 3}
     with store.read() as txn:
-        present = {keys.read_u64(k, 1) for k, _ in txn.scan_raw("meta", prefix=b"r")}
+        present = {keys.read_u64(k, 1) for k, _ in txn.scan_raw(T.meta, prefix=b"r")}
     assert present == {0, 1, 2, 4, 5, 6, 7}
 
 
@@ -231,7 +234,7 @@ async def test_slow_write_function_does_not_stall_the_event_loop(store):
 
     def slow_txn(txn: Txn):
         time.sleep(0.5)  # holds no GIL, like a long LMDB scan
-        txn.put("meta", b"slow", 1)
+        txn.put(T.meta, b"slow", 1)
         return "ok"
 
     async with trio.open_nursery() as nursery:
@@ -243,40 +246,38 @@ async def test_slow_write_function_does_not_stall_the_event_loop(store):
     assert len(gaps) > 20
     assert max(gaps) < 0.25, f"the event loop stalled {max(gaps):.3f} s behind a slow write"
     with store.read() as txn:
-        assert txn.get("meta", b"slow") == 1
+        assert txn.get(T.meta, b"slow") == 1
 
 
 async def test_generation_changes_after_the_commit_and_only_for_its_prefix(store):
-    store.watch("meta", 2)
+    store.watch(T.meta, 2)
     seen_inside = []
 
     def put_txn(txn: Txn):
-        txn.put("meta", b"aa-1", 1)
-        txn.delete("meta", b"cc-1")
-        seen_inside.append(store.generation("meta", b"aa"))
-        return store.generation("meta", b"aa")
+        txn.put(T.meta, b"aa-1", 1)
+        txn.delete(T.meta, b"cc-1")
+        seen_inside.append(store.generation(T.meta, b"aa"))
+        return store.generation(T.meta, b"aa")
 
     async with trio.open_nursery() as nursery:
         await nursery.start(store.run)
         assert await store.write(put_txn) == 0  # not yet durable while the function runs
-        assert store.generation("meta", b"aa") == 1
-        assert store.generation("meta", b"cc") == 1  # a delete is a change too
-        assert store.generation("meta", b"bb") == 0
-        await store.write(lambda txn: txn.put("userid_user", b"aa-unwatched", 1))
-        assert store.generation("meta", b"aa") == 1
+        assert store.generation(T.meta, b"aa") == 1
+        assert store.generation(T.meta, b"cc") == 1  # a delete is a change too
+        assert store.generation(T.meta, b"bb") == 0
+        await store.write(lambda txn: txn.put(T.userid_user, b"aa-unwatched", 1))
+        assert store.generation(T.meta, b"aa") == 1
         await store.close_writes()
-    store.write_now(lambda txn: txn.put("meta", b"aa-2", 2))
-    assert store.generation("meta", b"aa") == 2
+    store.write_now(lambda txn: txn.put(T.meta, b"aa-2", 2))
+    assert store.generation(T.meta, b"aa") == 2
     assert seen_inside == [0]
 
 
 async def test_write_after_close_is_refused(store):
-    from chatd.core.errors import Unavailable
-
     async with trio.open_nursery() as nursery:
         await nursery.start(store.run)
         await store.close_writes()
-    with pytest.raises(Unavailable):
+    with pytest.raises(StoreUnavailable):
         await store.write(lambda txn: None)
 
 
@@ -286,8 +287,8 @@ async def test_write_after_close_is_refused(store):
 def test_format_version_written_and_newer_refused(tmp_path):
     s = Store(tmp_path / "d")
     with s.read() as txn:
-        assert txn.get("meta", b"format_version") == FORMAT_VERSION
-    s.write_now(lambda txn: txn.put("meta", b"format_version", FORMAT_VERSION + 1))
+        assert txn.get(T.meta, b"format_version") == FORMAT_VERSION
+    s.write_now(lambda txn: txn.put(T.meta, b"format_version", FORMAT_VERSION + 1))
     s.close()
     with pytest.raises(StoreError) as e:
         Store(tmp_path / "d")
@@ -329,7 +330,7 @@ async def test_kill_9_loses_no_acknowledged_write(tmp_path):
     store = Store(data)
     try:
         with store.read() as txn:
-            stored = dict(txn.scan_raw("meta", prefix=b"burst:"))
+            stored = dict(txn.scan_raw(T.meta, prefix=b"burst:"))
     finally:
         store.close()
     missing = [k for k in acked if k not in stored]
@@ -345,7 +346,7 @@ def test_readonly_store_can_read(tmp_path):
     ro = Store(tmp_path / "d", readonly=True)
     try:
         with ro.read() as txn:
-            assert txn.get("meta", b"format_version") == FORMAT_VERSION
+            assert txn.get(T.meta, b"format_version") == FORMAT_VERSION
     finally:
         ro.close()
 

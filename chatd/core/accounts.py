@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 import msgspec
 
-from ..store import keys
+from ..store import tables as T
 from ..store.lmdb import Store, Txn
 from . import validate
 from .bus import Bus
@@ -17,7 +17,7 @@ from .clock import now_ms
 from .errors import Conflict, Invalid, NotFound, Unauthorized
 from .events import SessionsRevoked, UserDeleted, UserUpdated
 from .ids import Snowflakes
-from .models import User
+from .models import USER_TOKEN_ONLY, User
 from .passwords import PasswordHasher
 from .throttle import LoginThrottle, account_key, address_key
 
@@ -48,14 +48,14 @@ class Accounts:
 
     @staticmethod
     def get_txn(txn: Txn, user_id: int) -> User:
-        user = txn.get("userid_user", keys.u64(user_id), User)
+        user = txn.get(T.userid_user, T.userid_user.key(user_id))
         if user is None:
             raise NotFound("user not found", kind="user", id=user_id)
         return user
 
     def find(self, user_id: int) -> User | None:
         with self.store.read() as txn:
-            return txn.get("userid_user", keys.u64(user_id), User)
+            return txn.get(T.userid_user, T.userid_user.key(user_id))
 
     def get_many(self, user_ids) -> list[User]:
         """The users that exist among `user_ids`, in the given order, without duplicates."""
@@ -65,38 +65,37 @@ class Accounts:
                 if uid in seen:
                     continue
                 seen.add(uid)
-                user = txn.get("userid_user", keys.u64(uid), User)
+                user = txn.get(T.userid_user, T.userid_user.key(uid))
                 if user is not None:
                     out.append(user)
         return out
 
-    def _find_by(self, table: str, key: bytes) -> User | None:
+    def _find_by(self, table: T.Table, value: str) -> User | None:
         with self.store.read() as txn:
-            raw = txn.get_raw(table, key)
-            return txn.get("userid_user", raw, User) if raw else None
+            uid = txn.get(table, table.key(value))
+            return txn.get(T.userid_user, T.userid_user.key(uid)) if uid is not None else None
 
     def by_login(self, login: str) -> User | None:
-        return self._find_by("username_userid", keys.text(login.strip()))
+        return self._find_by(T.username_userid, login.strip())
 
     def by_email(self, email: str) -> User | None:
-        return self._find_by("email_userid", keys.text(email.strip()))
+        return self._find_by(T.email_userid, email.strip())
 
     def by_phone(self, phone: str) -> User | None:
         try:
-            return self._find_by("phone_userid", validate.phone(phone).encode())
+            return self._find_by(T.phone_userid, validate.phone(phone))
         except Invalid:
             return None
 
     def search(self, keyword: str, *, limit: int, updated_after: int = 0, ignore: set[int] = frozenset()):
         """Users whose login starts with `keyword` (case-insensitive), by login order."""
-        prefix = keys.text(keyword)
+        prefix = T.username_userid.key(keyword) if keyword else b""
         out = []
         with self.store.read() as txn:
-            for _, raw_id in txn.scan_raw("username_userid", prefix=prefix):
-                uid = keys.read_u64(raw_id)
+            for _, uid in txn.scan(T.username_userid, prefix=prefix):
                 if uid in ignore:
                     continue
-                user = txn.get("userid_user", raw_id, User)
+                user = txn.get(T.userid_user, T.userid_user.key(uid))
                 if user is None or user.updated_at <= updated_after:
                     continue
                 out.append(user)
@@ -131,20 +130,21 @@ class Accounts:
         )
 
         def create_txn(txn: Txn) -> User:
-            self._claim_txn(txn, "username_userid", keys.text(login), user.id, "login")
+            self._claim_txn(txn, T.username_userid, login, user.id, "login")
             if email:
-                self._claim_txn(txn, "email_userid", keys.text(email), user.id, "email")
+                self._claim_txn(txn, T.email_userid, email, user.id, "email")
             if phone:
-                self._claim_txn(txn, "phone_userid", phone.encode(), user.id, "phone")
-            txn.put("userid_user", keys.u64(user.id), user)
+                self._claim_txn(txn, T.phone_userid, phone, user.id, "phone")
+            txn.put(T.userid_user, T.userid_user.key(user.id), user)
             return user
 
         return await self.store.write(create_txn)
 
     @staticmethod
-    def _claim_txn(txn: Txn, table: str, key: bytes, user_id: int, field: str) -> None:
-        if not txn.put_raw(table, key, keys.u64(user_id), overwrite=False):
-            if keys.read_u64(txn.get_raw(table, key)) != user_id:
+    def _claim_txn(txn: Txn, table: T.Table, value: str, user_id: int, field: str) -> None:
+        key = table.key(value)
+        if not txn.put(table, key, user_id, overwrite=False):
+            if txn.get(table, key) != user_id:
                 raise Conflict(f"this {field} is already taken", field=field)
 
     @staticmethod
@@ -203,16 +203,17 @@ class Accounts:
             if new_hash is not None:
                 revoked[:] = self.revoke_sessions_txn(txn, user_id, keep_session)
             changes = dict(profile)
-            for field, value, table, key_of in (
-                ("login", login, "username_userid", keys.text),
-                ("email", email, "email_userid", keys.text),
-                ("phone", phone, "phone_userid", str.encode),
+            for field, value, table in (
+                ("login", login, T.username_userid),
+                ("email", email, T.email_userid),
+                ("phone", phone, T.phone_userid),
             ):
+                key_of = table.key
                 old = getattr(user, field)
                 if value is _UNSET or value == old:
                     continue
                 if value is not None:
-                    self._claim_txn(txn, table, key_of(value), user_id, field)
+                    self._claim_txn(txn, table, value, user_id, field)
                 if old is not None and (value is None or key_of(old) != key_of(value)):
                     txn.delete(table, key_of(old))
                 changes[field] = value
@@ -224,7 +225,7 @@ class Accounts:
             if not changes:
                 return user
             user = msgspec.structs.replace(user, updated_at=max(now_ms(), user.updated_at + 1), **changes)
-            txn.put("userid_user", keys.u64(user_id), user)
+            txn.put(T.userid_user, T.userid_user.key(user_id), user)
             return user
 
         before_updated = self.get(user_id).updated_at
@@ -245,14 +246,14 @@ class Accounts:
 
         def delete_txn(txn: Txn) -> None:
             user = self.get_txn(txn, user_id)
-            txn.delete("username_userid", keys.text(user.login))
+            txn.delete(T.username_userid, T.username_userid.key(user.login))
             if user.email:
-                txn.delete("email_userid", keys.text(user.email))
+                txn.delete(T.email_userid, T.email_userid.key(user.email))
             if user.phone:
-                txn.delete("phone_userid", user.phone.encode())
+                txn.delete(T.phone_userid, T.phone_userid.key(user.phone))
             for hook in self.delete_hooks:
                 hook(txn, user_id)
-            txn.delete("userid_user", keys.u64(user_id))
+            txn.delete(T.userid_user, T.userid_user.key(user_id))
 
         await self.store.write(delete_txn)
         self.bus.publish(UserDeleted(user_id=user_id), audience)
@@ -267,6 +268,8 @@ class Accounts:
         if not isinstance(login, str) or not isinstance(password, str):
             raise Unauthorized("wrong login or password")
         user = self.by_login(login)
+        if user is not None and user.flags & USER_TOKEN_ONLY:
+            user = None  # acts only through its token: no password ever matches
         if not await self._verify(login, remote, user.password_hash if user else None, password):
             raise Unauthorized("wrong login or password")
         return user
@@ -279,7 +282,7 @@ class Accounts:
         (`allow_passwordless`); an account with a password needs it, whatever the dialect.
         """
         user = self.by_login(login) if isinstance(login, str) else None
-        if user is None or user.id != user_id:
+        if user is None or user.id != user_id or user.flags & USER_TOKEN_ONLY:
             raise Unauthorized("wrong account id or username")
         if user.password_hash is None and allow_passwordless:
             return user

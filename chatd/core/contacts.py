@@ -3,7 +3,7 @@ contact is read, so `matched_user_id` follows users who change their email or ph
 
 import msgspec
 
-from ..store import keys
+from ..store import tables as T
 from ..store.lmdb import Store, Txn
 from . import validate
 from .clock import now_ms
@@ -60,20 +60,19 @@ class Contacts:
 
     @staticmethod
     def _view_txn(txn: Txn, contact: Contact) -> ContactView:
-        def match(table, key):
-            raw = txn.get_raw(table, key)
-            return keys.read_u64(raw) if raw else None
+        def match(table, value):
+            return txn.get(table, table.key(value)) if value else None
 
-        def phone_key(value):
+        def phone(value):
             try:
-                return validate.phone(value).encode()
+                return validate.phone(value)
             except Invalid:
-                return b"\x00"
+                return None
 
         return ContactView(
             contact,
-            [match("email_userid", keys.text(p.value.strip())) for p in contact.email],
-            [match("phone_userid", phone_key(p.value)) for p in contact.phone],
+            [match(T.email_userid, p.value.strip()) for p in contact.email],
+            [match(T.phone_userid, phone(p.value)) for p in contact.phone],
         )
 
     async def add(self, owner: int, items: list[dict]) -> list[ContactView]:
@@ -85,7 +84,7 @@ class Contacts:
 
         def add_txn(txn: Txn):
             for c in contacts:
-                txn.put("useridcontactid_contact", keys.pair(owner, c.id), c)
+                txn.put(T.useridcontactid_contact, T.useridcontactid_contact.key(owner, c.id), c)
             return [self._view_txn(txn, c) for c in contacts]
 
         return await self.store.write(add_txn)
@@ -94,13 +93,13 @@ class Contacts:
         parsed = self._parse(fields)
 
         def update_txn(txn: Txn):
-            key = keys.pair(owner, contact_id)
-            old = txn.get("useridcontactid_contact", key, Contact)
+            key = T.useridcontactid_contact.key(owner, contact_id)
+            old = txn.get(T.useridcontactid_contact, key)
             if old is None:
                 raise NotFound("contact not found", kind="contact", id=contact_id)
             new = Contact(id=old.id, owner_id=owner, created_at=old.created_at,
                           updated_at=max(now_ms(), old.updated_at + 1), **parsed)
-            txn.put("useridcontactid_contact", key, new)
+            txn.put(T.useridcontactid_contact, key, new)
             return self._view_txn(txn, new)
 
         return await self.store.write(update_txn)
@@ -109,21 +108,21 @@ class Contacts:
              ids: list[int] | None = None) -> list[ContactView]:
         with self.store.read() as txn:
             if ids is not None:
-                found = [txn.get("useridcontactid_contact", keys.pair(owner, cid), Contact) for cid in ids]
+                found = [txn.get(T.useridcontactid_contact, T.useridcontactid_contact.key(owner, cid)) for cid in ids]
                 contacts = [c for c in found if c is not None]
             else:
-                contacts = [c for _, c in txn.scan("useridcontactid_contact", Contact, prefix=keys.u64(owner))]
+                contacts = [c for _, c in txn.scan(T.useridcontactid_contact, prefix=T.useridcontactid_contact.prefix(owner))]
             if updated_after is not None:
                 contacts = [c for c in contacts if c.updated_at > updated_after]
             return [self._view_txn(txn, c) for c in contacts[:limit]]
 
     async def delete(self, owner: int, contact_id: int) -> None:
         def delete_txn(txn: Txn):
-            if not txn.delete("useridcontactid_contact", keys.pair(owner, contact_id)):
+            if not txn.delete(T.useridcontactid_contact, T.useridcontactid_contact.key(owner, contact_id)):
                 raise NotFound("contact not found", kind="contact", id=contact_id)
 
         await self.store.write(delete_txn)
 
     def forget_user_txn(self, txn: Txn, user_id: int) -> None:
-        for k, _ in list(txn.scan_raw("useridcontactid_contact", prefix=keys.u64(user_id))):
-            txn.delete("useridcontactid_contact", k)
+        for k, _ in list(txn.scan_raw(T.useridcontactid_contact, prefix=T.useridcontactid_contact.prefix(user_id))):
+            txn.delete(T.useridcontactid_contact, k)

@@ -63,3 +63,14 @@ class Unavailable(ChatdError):
     """The server is shutting down or a resource is exhausted; try again later."""
 
     code = "unavailable"
+
+
+def from_store(exc: Exception) -> Exception:
+    """The store's errors in the core's terms (installed as `Store.translate_error`)."""
+    from ..store.errors import KeyTooLong, StoreUnavailable
+
+    if isinstance(exc, StoreUnavailable):
+        return Unavailable(str(exc))
+    if isinstance(exc, KeyTooLong):
+        return Invalid(str(exc))
+    return exc

@@ -8,7 +8,7 @@ from typing import Any, Union
 
 import msgspec
 
-from .models import Conversation, Message, User
+from .models import Channel, Message, User
 
 
 class Event(msgspec.Struct, frozen=True, kw_only=True, tag=True):
@@ -62,30 +62,30 @@ class Typing(Event):
     status: str | None = None
 
 
-class ConversationCreated(Event):
-    conversation: Conversation
+class ChannelCreated(Event):
+    channel: Channel
     participants: tuple[int, ...]
     actor_id: int
 
 
-class ConversationUpdated(Event):
-    conversation: Conversation
+class ChannelUpdated(Event):
+    channel: Channel
     participants: tuple[int, ...]
     actor_id: int
     added: tuple[int, ...] = ()
     removed: tuple[int, ...] = ()
 
 
-class ConversationKicked(Event):
-    """Sent to the users removed from a conversation."""
+class ChannelKicked(Event):
+    """Sent to the users removed from a channel."""
 
-    conversation: Conversation
+    channel: Channel
     participants: tuple[int, ...]
     actor_id: int
 
 
 class SystemMessage(Event):
-    """A transient application signal (not stored in history), to users or a conversation."""
+    """A transient application signal (not stored in history), to users or a channel."""
 
     id: str
     from_id: int
@@ -110,7 +110,7 @@ class Custom(Event):
 
 AnyEvent = Union[  # noqa: UP007 - msgspec needs a real Union of the tagged types
     UserUpdated, UserDeleted, SessionsRevoked, MessageCreated, MessageEdited, MessagesDeleted,
-    MessagesRead, Typing, ConversationCreated, ConversationUpdated, ConversationKicked,
+    MessagesRead, Typing, ChannelCreated, ChannelUpdated, ChannelKicked,
     SystemMessage, PresenceChanged, Custom,
 ]
 

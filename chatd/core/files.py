@@ -12,10 +12,10 @@ import time
 import msgspec
 import trio
 
-from ..store import keys
+from ..store import tables as T
 from ..store.blobs import Blobs, BlobTooLarge
 from ..store.lmdb import Store, Txn
-from . import validate
+from . import access, validate
 from .clock import now_ms
 from .errors import Invalid, NotFound, TooLarge, Unauthorized
 from .ids import Snowflakes
@@ -37,10 +37,10 @@ class Files:
 
     def _load_secret(self) -> bytes:
         def secret_txn(txn: Txn) -> bytes:
-            secret = txn.get("meta", b"file_url_secret")
+            secret = txn.get(T.meta, T.meta.key("file_url_secret"))
             if secret is None:
                 secret = secrets.token_bytes(32)
-                txn.put("meta", b"file_url_secret", secret)
+                txn.put(T.meta, T.meta.key("file_url_secret"), secret)
             return secret
 
         return self.store.write_now(secret_txn)
@@ -64,12 +64,12 @@ class Files:
                 content_type=validate.text(spec.get("content_type"), "content_type", max_len=255,
                                            allow_newlines=False),
             ))
-        await self.store.write(lambda txn: [txn.put("fileid_file", keys.u64(f.id), f) for f in files])
+        await self.store.write(lambda txn: [txn.put(T.fileid_file, T.fileid_file.key(f.id), f) for f in files])
         return files
 
     def get(self, file_id: int) -> File:
         with self.store.read() as txn:
-            file = txn.get("fileid_file", keys.u64(file_id), File) if 0 < file_id < keys.MAX_U64 else None
+            file = txn.get(T.fileid_file, T.fileid_file.key(file_id)) if 0 < file_id < T.MAX_U64 else None
         if file is None:
             raise NotFound("file not found", kind="file", id=file_id)
         return file
@@ -78,11 +78,11 @@ class Files:
         out = []
         with self.store.read() as txn:
             for fid in file_ids:
-                file = txn.get("fileid_file", keys.u64(fid), File) if 0 < fid < keys.MAX_U64 else None
+                file = txn.get(T.fileid_file, T.fileid_file.key(fid)) if 0 < fid < T.MAX_U64 else None
                 # A file the viewer may not read is answered as one that does not exist.
                 if file is None or (file.owner_id != viewer and not any(
-                    txn.exists("convuserid_member", keys.pair(keys.read_pair(k)[1], viewer))
-                    for k, _ in txn.scan_raw("fileidconvid_", prefix=keys.u64(fid))
+                    access.may_txn(txn, viewer, cid, access.READ)
+                    for _, cid in txn.keys(T.fileidchanid_, prefix=T.fileidchanid_.prefix(fid))
                 )):
                     raise NotFound("file not found", kind="file", id=fid)
                 out.append(file)
@@ -132,11 +132,11 @@ class Files:
             raise
 
         def uploaded_txn(txn: Txn) -> File:
-            current = txn.get("fileid_file", keys.u64(file.id), File)
+            current = txn.get(T.fileid_file, T.fileid_file.key(file.id))
             if current is None:
                 raise NotFound("file not found", kind="file", id=file.id)
             current = msgspec.structs.replace(current, sha256=digest)
-            txn.put("fileid_file", keys.u64(file.id), current)
+            txn.put(T.fileid_file, T.fileid_file.key(file.id), current)
             return current
 
         return await self.store.write(uploaded_txn)

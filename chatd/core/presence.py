@@ -10,18 +10,18 @@ from collections import Counter
 
 import trio
 
-from ..store import keys
+from ..store import tables as T
 from ..store.lmdb import Store, Txn
-from .blocks import Blocks
 from .bus import Bus
 from .clock import now_ms
 from .events import PresenceChanged
+from .relationships import Relationships
 
 log = logging.getLogger("chatd.presence")
 
 
 class Presence:
-    def __init__(self, store: Store, bus: Bus, blocks: Blocks):
+    def __init__(self, store: Store, bus: Bus, blocks: Relationships):
         self.store = store
         self.bus = bus
         self.blocks = blocks
@@ -33,14 +33,14 @@ class Presence:
     def last_activity_ms(self, user_id: int) -> int | None:
         """When the user was last online (ms), or None if there is no such user."""
         with self.store.read() as txn:
-            if not txn.exists("userid_user", keys.u64(user_id)):
+            if not txn.exists(T.userid_user, T.userid_user.key(user_id)):
                 self._last.pop(user_id, None)  # nothing is remembered for ids that are no user
                 return None
             if user_id in self._last:
                 return self._last[user_id]
-            value = txn.get("userid_lastactivity", keys.u64(user_id))
+            value = txn.get(T.userid_lastactivity, T.userid_lastactivity.key(user_id))
             if value is None:
-                value = txn.get("userid_user", keys.u64(user_id))["updated_at"]
+                value = txn.get(T.userid_user, T.userid_user.key(user_id)).updated_at
         self._last[user_id] = value
         return value
 
@@ -96,8 +96,8 @@ class Presence:
 
                 def persist_txn(txn: Txn, batch=batch) -> None:
                     for uid, ms in batch:
-                        if txn.exists("userid_user", keys.u64(uid)):
-                            txn.put("userid_lastactivity", keys.u64(uid), ms)
+                        if txn.exists(T.userid_user, T.userid_user.key(uid)):
+                            txn.put(T.userid_lastactivity, T.userid_lastactivity.key(uid), ms)
 
                 try:
                     await self.store.write(persist_txn)

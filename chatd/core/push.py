@@ -6,13 +6,14 @@ separate sender; until one runs, notifications wait in `pushid_push`.
 
 import msgspec
 
-from ..store import keys
+from ..store import tables as T
 from ..store.lmdb import Store, Txn
 from . import validate
 from .clock import now_ms
 from .errors import Invalid, NotFound
 from .ids import Snowflakes
-from .models import File, Message, PushEvent, PushSubscription, QueuedPush, User
+from .models import Message, PushEvent, PushSubscription, QueuedPush
+from .relationships import Relationships
 
 PLATFORMS = ("web", "ios", "android")
 
@@ -41,56 +42,56 @@ class Push:
         else:
             validate.text(device_token, "device_token", max_len=4096, allow_newlines=False)
         new_id, now = self.ids.next(), now_ms()
-        key = keys.u64(user_id) + device_udid.casefold().encode()
+        key = T.useriddevice_pushsub.key(user_id, device_udid)
 
         def subscribe_txn(txn: Txn) -> PushSubscription:
-            old = txn.get("useriddevice_pushsub", key, PushSubscription)
+            old = txn.get(T.useriddevice_pushsub, key)
             sub = PushSubscription(
                 id=old.id if old else new_id, user_id=user_id, platform=platform, device_udid=device_udid,
                 created_at=old.created_at if old else now, updated_at=now, web_endpoint=web_endpoint,
                 web_key_auth=web_key_auth, web_key_p256dh=web_key_p256dh, device_token=device_token,
             )
-            txn.put("useriddevice_pushsub", key, sub)
+            txn.put(T.useriddevice_pushsub, key, sub)
             return sub
 
         return await self.store.write(subscribe_txn)
 
     def subscriptions(self, user_id: int) -> list[PushSubscription]:
         with self.store.read() as txn:
-            return [s for _, s in txn.scan("useriddevice_pushsub", PushSubscription, prefix=keys.u64(user_id))]
+            return [s for _, s in txn.scan(T.useriddevice_pushsub, prefix=T.useriddevice_pushsub.prefix(user_id))]
 
     async def unsubscribe(self, user_id: int, device_udid) -> None:
         device_udid = validate.text(device_udid, "device_udid", max_len=255, allow_newlines=False, key=True)
 
         def delete_txn(txn: Txn) -> None:
-            if not txn.delete("useriddevice_pushsub", keys.u64(user_id) + device_udid.casefold().encode()):
+            if not txn.delete(T.useriddevice_pushsub, T.useriddevice_pushsub.key(user_id, device_udid)):
                 raise NotFound("no subscription for this device", kind="push_subscription")
 
         await self.store.write(delete_txn)
 
     def queued(self, user_id: int | None = None) -> list[QueuedPush]:
         with self.store.read() as txn:
-            return [q for _, q in txn.scan("pushid_push", QueuedPush) if user_id is None or q.user_id == user_id]
+            return [q for _, q in txn.scan(T.pushid_push) if user_id is None or q.user_id == user_id]
 
     def queue_txn(self, txn: Txn, user_ids, payload: dict) -> int:
         n = 0
         now = now_ms()
         for uid in user_ids:
-            for _, sub in txn.scan("useriddevice_pushsub", PushSubscription, prefix=keys.u64(uid)):
+            for _, sub in txn.scan(T.useriddevice_pushsub, prefix=T.useriddevice_pushsub.prefix(uid)):
                 qid = self.ids.next()
-                txn.put("pushid_push", keys.u64(qid),
+                txn.put(T.pushid_push, T.pushid_push.key(qid),
                         QueuedPush(id=qid, user_id=uid, subscription_id=sub.id, payload=payload, created_at=now))
                 n += 1
         return n
 
     def queue_message_txn(self, txn: Txn, msg: Message, user_ids) -> None:
         """The notification for a message, for each subscription of each offline recipient."""
-        if not any(txn.scan_raw("useriddevice_pushsub", prefix=keys.u64(uid), limit=1) for uid in user_ids):
+        if not any(txn.scan_raw(T.useriddevice_pushsub, prefix=T.useriddevice_pushsub.prefix(uid), limit=1) for uid in user_ids):
             return
-        author = txn.get("userid_user", keys.u64(msg.author_id), User)
+        author = txn.get(T.userid_user, T.userid_user.key(msg.author_id))
         payload = {"title": author.display_name if author else "", "body": msg.body, "cid": str(msg.cid)}
         if msg.attachments:
-            file = txn.get("fileid_file", keys.u64(int(msg.attachments[0].file_id)), File)
+            file = txn.get(T.fileid_file, T.fileid_file.key(int(msg.attachments[0].file_id)))
             if file is not None:
                 payload["firstAttachmentUrl"] = self.file_url(file)
         self.queue_txn(txn, user_ids, payload)
@@ -109,9 +110,9 @@ class Push:
 
         def event_txn(txn: Txn) -> PushEvent:
             for uid in event.recipients_ids:
-                if not txn.exists("userid_user", keys.u64(uid)):
+                if not txn.exists(T.userid_user, T.userid_user.key(uid)):
                     raise NotFound("user not found", kind="user", id=uid)
-            txn.put("pusheventid_pushevent", keys.u64(event.id), event)
+            txn.put(T.pusheventid_pushevent, T.pusheventid_pushevent.key(event.id), event)
             self.queue_txn(txn, [uid for uid in event.recipients_ids if self.may_notify_txn(txn, user_id, uid)],
                            dict(message))
             return event
@@ -125,13 +126,11 @@ class Push:
         are skipped without an error, so the answer does not reveal who blocked the sender."""
         if sender == recipient:
             return True
-        if txn.exists("useridblockedid_", keys.pair(recipient, sender)):
+        if Relationships.blocks_txn(txn, recipient, sender):
             return False
-        for key, _ in txn.scan_raw("useridconvid_", prefix=keys.u64(sender)):
-            if txn.exists("convuserid_member", keys.pair(keys.read_pair(key)[1], recipient)):
-                return True
-        return False
+        return any(txn.exists(T.chanuserid_member, T.chanuserid_member.key(cid, recipient))
+                   for _, cid in txn.keys(T.useridchanid_, prefix=T.useridchanid_.prefix(sender)))
 
     def forget_user_txn(self, txn: Txn, user_id: int) -> None:
-        for k, _ in list(txn.scan_raw("useriddevice_pushsub", prefix=keys.u64(user_id))):
-            txn.delete("useriddevice_pushsub", k)
+        for k, _ in list(txn.scan_raw(T.useriddevice_pushsub, prefix=T.useriddevice_pushsub.prefix(user_id))):
+            txn.delete(T.useriddevice_pushsub, k)

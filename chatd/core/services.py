@@ -9,33 +9,43 @@ import logging
 import trio
 
 from ..config import Config
-from ..store import keys
 from ..store.blobs import Blobs
 from ..store.lmdb import Store
 from ..store.tables import ID_TABLES
+from . import errors
 from .accounts import Accounts
-from .blocks import Blocks
 from .bus import Bus
+from .channels import Channels
 from .clock import now_ms
 from .contacts import Contacts
-from .conversations import Conversations
 from .files import Files
+from .history import History
 from .ids import Snowflakes
+from .members import Members
 from .messages import Messages
 from .oplog import OpLog
 from .passwords import PasswordHasher
 from .presence import Presence
 from .push import Push
+from .receipts import Receipts
+from .relationships import Relationships
 from .sessions import Sessions
+from .signals import Signals
 from .throttle import LoginThrottle
+from .views import Views
+from .writer import MessageWriter
 
 log = logging.getLogger("chatd.core")
+
+# Shares of `limits.history_cache_mb`: decoded messages, latest pages, read marks, audiences.
+DECODED_SHARE, LATEST_SHARE, MARKS_SHARE, AUDIENCE_SHARE = 0.35, 0.2, 0.1, 0.05
 
 
 class Core:
     def __init__(self, config: Config, store: Store):
         self.config = config
         self.store = store
+        store.translate_error = errors.from_store
         self.bus = Bus()
         self.ids = Snowflakes(config.server.worker_id)
         self._observe_stored_ids()
@@ -50,21 +60,29 @@ class Core:
             access_ttl=auth.access_token_ttl, refresh_ttl=auth.refresh_token_ttl,
         )
         self.accounts.revoke_sessions_txn = self.sessions.revoke_all_txn
-        self.blocks = Blocks(store)
+        self.relationships = Relationships(store)
         self.oplog = OpLog(store, self.bus)
-        self.presence = Presence(store, self.bus, self.blocks)
+        self.presence = Presence(store, self.bus, self.relationships)
         self.files = Files(
             store, self.ids, Blobs(config.data_dir / "files"), public_url=config.server.public_url,
             url_ttl=config.auth.file_url_ttl, max_size=config.limits.max_file_size,
         )
         self.push = Push(store, self.ids, lambda file: self.files.url(file, "download"))
         self.contacts = Contacts(store, self.ids)
-        self.conversations = Conversations(store, self.bus, self.ids, self.oplog)
-        self.messages = Messages(store, self.bus, self.ids, self.oplog, self.conversations, self.push,
+        # The history caches' budget (bytes), shared out; the rest is the dialects' (rendered JSON).
+        budget = config.limits.history_cache_mb << 20
+        self.members = Members(store, int(budget * AUDIENCE_SHARE))
+        self.writer = MessageWriter(self.ids, self.oplog, self.push)
+        self.channels = Channels(store, self.ids, self.oplog, self.members, self.writer)
+        self.views = Views(store, self.members)
+        self.history = History(store, int(budget * DECODED_SHARE), int(budget * LATEST_SHARE))
+        self.receipts = Receipts(store, self.ids, self.oplog, int(budget * MARKS_SHARE))
+        self.signals = Signals(store, self.bus, self.ids, self.oplog, self.members)
+        self.messages = Messages(store, self.ids, self.oplog, self.members, self.writer, self.history,
                                  config.limits)
-        self.accounts.audience_of = self.conversations.contacts_of
+        self.accounts.audience_of = self.members.contacts_of
         self.accounts.delete_hooks += [
-            self.conversations.forget_user_txn, self.blocks.forget_user_txn, self.contacts.forget_user_txn,
+            self.channels.forget_user_txn, self.relationships.forget_user_txn, self.contacts.forget_user_txn,
             self.oplog.forget_user_txn, self.push.forget_user_txn, self.sessions.revoke_all_txn,
         ]
 
@@ -73,7 +91,7 @@ class Core:
         with self.store.read() as txn:
             for table in ID_TABLES:
                 for key, _ in txn.scan_raw(table, reverse=True, limit=1):
-                    self.ids.observe(keys.read_u64(key))
+                    self.ids.observe(table.parts(key))
 
     async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
         """Background jobs: persisting last activity, announcing expired access tokens, pruning

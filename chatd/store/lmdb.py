@@ -22,18 +22,15 @@ import lmdb
 import msgspec
 import trio
 
-from ..core.errors import Invalid, Unavailable
-from .tables import FORMAT_VERSION, TABLES
+from . import migrations
+from .errors import KeyTooLong, StoreError, StoreUnavailable
+from .tables import ANY, BY_NAME, EMPTY, FORMAT_VERSION, ID, TABLES, Table
 
 log = logging.getLogger("chatd.store")
 
 
 HOLD_LOOP_S = 0.02  # the longest the event loop waits for a batch's write functions (not its fsync)
-WRITE_QUEUE = 65536  # writes waiting for a commit; past this, submit() answers Unavailable
-
-
-class StoreError(Exception):
-    """The data directory cannot be used (newer format, corrupt, locked)."""
+WRITE_QUEUE = 65536  # writes waiting for a commit; past this, submit() answers StoreUnavailable
 
 
 # Nesting deeper than this is refused at every dialect's input; a record that nests deeper
@@ -70,13 +67,38 @@ MAX_KEY = 511  # LMDB's default key size limit, in bytes
 
 def _check_key(key: bytes) -> None:
     """Services validate what becomes a key; this keeps a value that slipped through a client
-    error (Invalid), not an LMDB error."""
+    error (translated to Invalid by the core), not an LMDB error."""
     if not 0 < len(key) <= MAX_KEY:
-        raise Invalid("a value is empty or too long to be stored as a key")
+        raise KeyTooLong("a value is empty or too long to be stored as a key")
+
+
+def _table(table) -> Table:
+    # Names are accepted while callers move to the declarations; a name that is not declared fails.
+    return BY_NAME[table] if type(table) is str else table
+
+
+def _decode_value(table: Table, raw: bytes, max_depth: int = 400):
+    value = table.value
+    if value is ID:
+        return ID.decode(raw)
+    if value is EMPTY:
+        return raw
+    loaded = cbor2.loads(raw, max_depth=max_depth) if max_depth != 400 else cbor2.loads(raw)
+    return loaded if value is ANY else msgspec.convert(loaded, value)
+
+
+def _encode_value(table: Table, value) -> bytes:
+    kind = table.value
+    if kind is ID:
+        return ID.encode(value)
+    if kind is EMPTY:
+        return b""
+    return encode(value)
 
 
 class Txn:
-    """A transaction with table names instead of database handles and cbor-coded values.
+    """A transaction over declared tables (`chatd.store.tables`): values are encoded and decoded
+    by the table's value type.
 
     A write transaction notes which key prefixes of the watched tables it touches (see
     `Store.watch`), so the store can bump their generations once the commit is durable.
@@ -91,64 +113,82 @@ class Txn:
         self._watched = watched
         self._touched = touched
 
-    def _touch(self, table: str, key: bytes) -> None:
-        size = self._watched.get(table)
+    def _touch(self, name: str, key: bytes) -> None:
+        size = self._watched.get(name)
         if size is not None:
-            self._touched.add((table, key[:size]))
+            self._touched.add((name, key[:size]))
 
-    def get_raw(self, table: str, key: bytes) -> bytes | None:
+    def touched(self, name: str, prefix: bytes) -> bool:
+        """Whether this write batch (so far) wrote under `prefix` of the watched table (or bumped
+        the named generation) `name`."""
+        return self._touched is not None and (name, prefix) in self._touched
+
+    def bump(self, name: str, prefix: bytes) -> None:
+        """Advance the generation `(name, prefix)` with this commit: for a fact that is not one
+        table's rows (e.g. a channel's membership, whose member rows also hold read marks)."""
+        if self._touched is not None:
+            self._touched.add((name, prefix))
+
+    def get_raw(self, table: Table, key: bytes) -> bytes | None:
         if not 0 < len(key) <= MAX_KEY:
             return None  # LMDB cannot hold such a key, so there is none
-        return self._txn.get(key, db=self._dbs[table])
+        return self._txn.get(key, db=self._dbs[_table(table).name])
 
-    def get(self, table: str, key: bytes, type: type | None = None):
-        """The record at `key`, or None if there is none or it cannot be decoded (logged)."""
+    def get(self, table: Table, key: bytes, type=None):
+        """The value at `key`, or None if there is none or it cannot be decoded (logged)."""
+        table = _table(table)
         raw = self.get_raw(table, key)
         if raw is None:
             return None
         try:
-            value = cbor2.loads(raw)
-            return msgspec.convert(value, type) if type is not None else value
+            return _decode_value(table, raw)
         except DECODE_ERRORS as e:
-            undecodable(table, key, e)
+            undecodable(table.name, key, e)
             return None
 
-    def get_salvaged(self, table: str, key: bytes, type: type | None = None):
+    def get_salvaged(self, table: Table, key: bytes):
         """Like `get`, but decodes a record nested past the usual limit (to delete it)."""
+        table = _table(table)
         raw = self.get_raw(table, key)
         if raw is None:
             return None
         try:
-            return decode(raw, type, max_depth=SALVAGE_DEPTH)
+            return _decode_value(table, raw, SALVAGE_DEPTH)
         except DECODE_ERRORS as e:
-            undecodable(table, key, e)
+            undecodable(table.name, key, e)
             return None
 
-    def exists(self, table: str, key: bytes) -> bool:
+    def exists(self, table: Table, key: bytes) -> bool:
         return self.get_raw(table, key) is not None
 
-    def put_raw(self, table: str, key: bytes, value: bytes = b"", *, overwrite: bool = True) -> bool:
+    def put(self, table: Table, key: bytes, value: Any = None, *, overwrite: bool = True) -> bool:
+        """Store `value` (nothing for an EMPTY table); with `overwrite=False`, only if `key` is free
+        (returns whether it was stored)."""
+        table = _table(table)
         _check_key(key)
         if self._watched:
-            self._touch(table, key)
-        return self._txn.put(key, value, db=self._dbs[table], overwrite=overwrite)
+            self._touch(table.name, key)
+        return self._txn.put(key, _encode_value(table, value), db=self._dbs[table.name], overwrite=overwrite)
 
-    def put(self, table: str, key: bytes, value: Any) -> None:
+    def put_encoded(self, table: Table, key: bytes, raw: bytes) -> None:
+        """Store an already-encoded value (the same record written under many keys)."""
+        table = _table(table)
         _check_key(key)
         if self._watched:
-            self._touch(table, key)
-        self._txn.put(key, encode(value), db=self._dbs[table])
+            self._touch(table.name, key)
+        self._txn.put(key, raw, db=self._dbs[table.name])
 
-    def delete(self, table: str, key: bytes) -> bool:
+    def delete(self, table: Table, key: bytes) -> bool:
+        table = _table(table)
         if not 0 < len(key) <= MAX_KEY:
             return False
         if self._watched:
-            self._touch(table, key)
-        return self._txn.delete(key, db=self._dbs[table])
+            self._touch(table.name, key)
+        return self._txn.delete(key, db=self._dbs[table.name])
 
     def scan_raw(
         self,
-        table: str,
+        table: Table,
         *,
         prefix: bytes = b"",
         start: bytes | None = None,
@@ -163,7 +203,7 @@ class Txn:
             end = _prefix_end(prefix)
             hi = end if hi is None or (end is not None and end < hi) else hi
         n = 0
-        with self._txn.cursor(db=self._dbs[table]) as cur:
+        with self._txn.cursor(db=self._dbs[_table(table).name]) as cur:
             if not reverse:
                 ok = cur.set_range(lo) if lo else cur.first()
                 while ok:
@@ -191,18 +231,33 @@ class Txn:
                         return
                     ok = cur.prev()
 
-    def scan(self, table: str, type: type | None = None, **kw) -> Iterator[tuple[bytes, Any]]:
+    def keys(self, table: Table, **kw) -> Iterator:
+        """The decoded keys (their parts) of the items `scan_raw` would give."""
+        table = _table(table)
+        decode_key = table.layout.decode
+        for key, _ in self.scan_raw(table, **kw):
+            yield decode_key(key)
+
+    def scan(self, table: Table, type=None, **kw) -> Iterator[tuple[bytes, Any]]:
         """Decoded items, as `scan_raw`; a record that cannot be decoded is skipped (logged)."""
+        table = _table(table)
         for key, raw in self.scan_raw(table, **kw):
             try:
-                value = cbor2.loads(raw)
-                value = msgspec.convert(value, type) if type is not None else value
+                value = _decode_value(table, raw)
             except DECODE_ERRORS as e:
-                undecodable(table, key, e)
+                undecodable(table.name, key, e)
                 continue
             yield key, value
 
-    def count(self, table: str, *, prefix: bytes = b"") -> int:
+    def put_raw(self, table, key: bytes, value: bytes = b"", *, overwrite: bool = True) -> bool:
+        # transitional: callers not yet on the declarations
+        table = _table(table)
+        _check_key(key)
+        if self._watched:
+            self._touch(table.name, key)
+        return self._txn.put(key, value, db=self._dbs[table.name], overwrite=overwrite)
+
+    def count(self, table: Table, *, prefix: bytes = b"") -> int:
         return sum(1 for _ in self.scan_raw(table, prefix=prefix))
 
 
@@ -280,18 +335,22 @@ class WriterStats:
 class Store:
     def __init__(self, path: Path, *, map_size: int = 1 << 30, batch: int = 256, readonly: bool = False):
         self.path = Path(path)
+        if not readonly:
+            migrations.upgrade(self.path, map_size=map_size)
         self.batch = batch
         self.stats = WriterStats()
         self._send, self._recv = trio.open_memory_channel(max(WRITE_QUEUE, batch * 4))
         self._closed = False
         self._watched: dict[str, int] = {}  # table -> length of the key prefix it is watched by
         self._generations: dict[tuple[str, bytes], int] = {}
+        # The core sets this to turn the store's errors into its own (the store never imports the core).
+        self.translate_error: Callable[[Exception], Exception] = lambda e: e
         self.path.mkdir(parents=True, exist_ok=True)
         try:
             self.env = lmdb.open(
                 str(self.path / "db"),
                 map_size=map_size,
-                max_dbs=len(TABLES) + 4,
+                max_dbs=len(TABLES) + 32,  # room for a migration's old and new names
                 subdir=True,
                 readonly=readonly,
                 sync=True,
@@ -305,17 +364,17 @@ class Store:
         if readonly:
             # Handles opened inside a read transaction die with it, so each is opened on its own.
             # Older data may lack tables added since; those are simply absent.
-            for name in TABLES:
+            for table in TABLES:
                 try:
-                    self._dbs[name] = self.env.open_db(name.encode(), create=False)
+                    self._dbs[table.name] = self.env.open_db(table.name.encode(), create=False)
                 except lmdb.NotFoundError:
                     pass
             with self.env.begin() as txn:
                 self._check_format(Txn(txn, self._dbs), readonly)
         else:
             with self.env.begin(write=True) as txn:
-                for name in TABLES:
-                    self._dbs[name] = self.env.open_db(name.encode(), txn=txn, create=True)
+                for table in TABLES:
+                    self._dbs[table.name] = self.env.open_db(table.name.encode(), txn=txn, create=True)
                 self._check_format(Txn(txn, self._dbs), readonly)
 
     def _check_format(self, txn: Txn, readonly: bool) -> None:
@@ -329,17 +388,17 @@ class Store:
                 f"supports ({FORMAT_VERSION}); run a newer chatd or restore a backup"
             )
 
-    def watch(self, table: str, prefix_len: int) -> None:
+    def watch(self, table: Table, prefix_len: int) -> None:
         """Keep a generation per `prefix_len`-byte key prefix of `table` (see `generation`)."""
-        self._watched[table] = prefix_len
+        self._watched[table.name] = prefix_len
 
-    def generation(self, table: str, prefix: bytes) -> int:
+    def generation(self, table: Table | str, prefix: bytes) -> int:
         """A number that changes after every durable commit that wrote a key of `table` under
         `prefix` (a watched table). It changes on the event loop once the commit is durable,
         never before, and before any write of that commit is acknowledged. So a value read in
         the same transaction may be newer than its generation, never older, and a value cached
         under a generation that has not changed since misses no acknowledged write."""
-        return self._generations.get((table, prefix), 0)
+        return self._generations.get((table if type(table) is str else table.name, prefix), 0)
 
     def _advance(self, touched: set[tuple[str, bytes]]) -> None:
         for name in touched:
@@ -355,8 +414,11 @@ class Store:
         For the CLI and start-up, when no writer task runs; never on the event loop of a live server.
         """
         touched: set[tuple[str, bytes]] = set()
-        with self.env.begin(write=True) as txn:
-            result = fn(Txn(txn, self._dbs, self._watched, touched))
+        try:
+            with self.env.begin(write=True) as txn:
+                result = fn(Txn(txn, self._dbs, self._watched, touched))
+        except KeyTooLong as e:
+            raise self.translate_error(e) from None
         self._advance(touched)
         return result
 
@@ -368,12 +430,12 @@ class Store:
         error is raised here; the other writes in the batch are unaffected.
         """
         if self._closed:
-            raise Unavailable("the server is shutting down")
+            raise self.translate_error(StoreUnavailable("the server is shutting down"))
         item = Pending(fn)
         try:
             await self._send.send(item)
         except (trio.ClosedResourceError, trio.BrokenResourceError):
-            raise Unavailable("the server is shutting down") from None
+            raise self.translate_error(StoreUnavailable("the server is shutting down")) from None
         return await item.wait()
 
     def submit(self, fn: Callable[[Txn], Any], after: Callable[[Any], None] | None = None,
@@ -387,14 +449,14 @@ class Store:
         its writes into shared commits and acknowledge each from `on_done`, in order.
         """
         if self._closed:
-            raise Unavailable("the server is shutting down")
+            raise self.translate_error(StoreUnavailable("the server is shutting down"))
         item = Pending(fn, after, on_done)
         try:
             self._send.send_nowait(item)
         except trio.WouldBlock:
-            raise Unavailable("the server is overloaded; try again") from None
+            raise self.translate_error(StoreUnavailable("the server is overloaded; try again")) from None
         except (trio.ClosedResourceError, trio.BrokenResourceError):
-            raise Unavailable("the server is shutting down") from None
+            raise self.translate_error(StoreUnavailable("the server is shutting down")) from None
         return item
 
     async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
@@ -454,17 +516,19 @@ class Store:
                     try:
                         with self.env.begin(write=True, parent=txn) as child:
                             item.result = item.fn(Txn(child, self._dbs, self._watched, touched))
+                    except KeyTooLong as e:
+                        item.error = self.translate_error(e)
                     except Exception as e:
                         item.error = e
                 body_done.set()  # the commit's disk writes follow; the loop need not wait for them
         except lmdb.MapFullError:
             log.error("LMDB map is full: raise storage.map_size_mb in the config")
             for item in batch:
-                item.error = item.error or Unavailable("storage is full")
+                item.error = item.error or self.translate_error(StoreUnavailable("storage is full"))
         except lmdb.Error as e:
             log.exception("LMDB commit failed")
             for item in batch:
-                item.error = item.error or Unavailable(f"storage error: {e}")
+                item.error = item.error or self.translate_error(StoreUnavailable(f"storage error: {e}"))
         finally:
             body_done.set()
         self.stats.record(len(batch), time.perf_counter() - started)

@@ -3,7 +3,9 @@ message_list/read/delete/edit, typing, system_message."""
 
 import msgspec
 
+from ...core.errors import Invalid
 from ...core.models import Attachment
+from ...core.permissions import SAMA_GROUP
 from . import wire
 from .errors import BadFormat, error_body
 from .fields import get, limit, obj, time_range
@@ -11,7 +13,7 @@ from .wire import parse_id, parse_ids
 
 
 def render_view(s, view) -> dict:
-    out = wire.conversation(view.conversation, view.participants, s.user_id)
+    out = wire.conversation(view.channel, view.participants, s.user_id)
     if view.last_message is not None:
         m = view.last_message
         out["last_message"] = {"_id": str(m.id), "body": m.body, "from": str(m.author_id), "t": m.created_at // 1000}
@@ -26,9 +28,12 @@ async def conversation_create(s, body) -> dict:
     body = obj(body)
     kind = get(body, "type", str, required=True)
     participants = parse_ids(get(body, "participants", list, required=True), "user", limit=1000)
-    conv, members, _ = await s.core.conversations.create(
-        s.user_id, kind, participants, name=get(body, "name", str), description=get(body, "description", str))
-    view = s.core.conversations.list_for(s.user_id, ids=[conv.id])
+    if kind not in wire.KINDS:
+        raise Invalid("type must be 'u' or 'g'", field="type")
+    conv, members, _ = await s.core.channels.create(
+        s.user_id, wire.KINDS[kind], participants, name=get(body, "name", str),
+        description=get(body, "description", str), preset=SAMA_GROUP if kind == "g" else 0)
+    view = s.core.views.list_for(s.user_id, ids=[conv.id])
     return {"conversation": render_view(s, view[0]) if view else wire.conversation(conv, members, s.user_id)}
 
 
@@ -37,7 +42,7 @@ async def conversation_update(s, body) -> dict:
     body = obj(body)
     cid = parse_id(get(body, "id", str | int, required=True), "conversation")
     participants = obj(get(body, "participants", dict, default={}), "participants")
-    conv, members = await s.core.conversations.update(
+    conv, members = await s.core.channels.update(
         s.user_id, cid, name=get(body, "name", str), description=get(body, "description", str),
         add=parse_ids(get(participants, "add", list, default=[]), "user", limit=1000),
         remove=parse_ids(get(participants, "remove", list, default=[]), "user", limit=1000),
@@ -48,7 +53,7 @@ async def conversation_update(s, body) -> dict:
 async def conversation_delete(s, body) -> dict:
     """request conversation_delete {id}: leave the conversation"""
     cid = parse_id(get(obj(body), "id", str | int, required=True), "conversation")
-    await s.core.conversations.leave(s.user_id, cid)
+    await s.core.channels.leave(s.user_id, cid, owner_leaves="transfer")
     return {"success": True}
 
 
@@ -57,7 +62,7 @@ async def conversation_list(s, body) -> dict:
     body = obj(body)
     gt, lt = time_range(body)
     ids = get(body, "ids", list)
-    views = s.core.conversations.list_for(
+    views = s.core.views.list_for(
         s.user_id, limit=limit(body), updated_after=gt, updated_before=lt,
         ids=parse_ids(ids, "conversation", limit=100) if ids is not None else None)
     return {"conversations": [render_view(s, v) for v in views]}
@@ -68,14 +73,14 @@ async def conversation_search(s, body) -> dict:
     body = obj(body)
     gt, _ = time_range(body)
     name = get(body, "name", str, required=True)
-    views = s.core.conversations.list_for(s.user_id, limit=limit(body), updated_after=gt, name=name)
-    return {"conversations": [{"_id": str(v.conversation.id), "name": v.conversation.name} for v in views]}
+    views = s.core.views.list_for(s.user_id, limit=limit(body), updated_after=gt, name=name)
+    return {"conversations": [{"_id": str(v.channel.id), "name": v.channel.name} for v in views]}
 
 
 async def get_participants_by_cids(s, body) -> dict:
     """request get_participants_by_cids {cids}"""
     cids = parse_ids(get(obj(body), "cids", list, required=True), "conversation")
-    users = s.core.accounts.get_many(s.core.conversations.participants_of_many(s.user_id, cids))
+    users = s.core.accounts.get_many(s.core.channels.participants_of_many(s.user_id, cids))
     return {"users": [wire.user(u, viewer=s.user_id) for u in users]}
 
 
@@ -102,7 +107,7 @@ def submit_message(s, packet: dict, on_done) -> None:
     s.require_login()
     m = msgspec.convert(packet, wire.MessageIn)
     s.core.messages.submit(
-        s.user_id, parse_id(m.cid, "conversation"), body=m.body, x=m.x,
+        s.user_id, parse_id(m.cid, "conversation"), body=m.body, data=m.x,
         attachments=_attachments(m.attachments), client_id=m.id, origin=s.conn, on_done=on_done)
 
 
@@ -121,9 +126,9 @@ async def message_list(s, body) -> dict:
     body = obj(body)
     cid = parse_id(get(body, "cid", str | int, required=True), "conversation")
     gt, lt = time_range(body)
-    msgs = s.core.messages.history(s.user_id, cid, limit=limit(body, 50, 100), after_ms=gt, before_ms=lt)
-    flags = s.core.messages.read_flags(cid, msgs)
-    system_users = [m.x.get("user_id") for m in msgs if m.system and m.x]
+    msgs = s.core.history.history(s.user_id, cid, limit=limit(body, 50, 100), after_ms=gt, before_ms=lt)
+    flags = s.core.receipts.read_flags(cid, msgs)
+    system_users = [m.data.get("user_id") for m in msgs if m.system and m.data]
     users = s._users(system_users) if system_users else None
     return {"messages": [wire.message_json(m, users, "read" if read else "sent")
                          for m, read in zip(msgs, flags, strict=True)]}
@@ -134,7 +139,7 @@ async def message_read(s, body) -> dict:
     body = obj(body)
     cid = parse_id(get(body, "cid", str | int, required=True), "conversation")
     ids = get(body, "ids", list)
-    await s.core.messages.mark_read(s.user_id, cid, parse_ids(ids, "message") if ids is not None else None)
+    await s.core.receipts.mark_read(s.user_id, cid, parse_ids(ids, "message") if ids is not None else None)
     return {"success": True}
 
 
@@ -164,14 +169,14 @@ def typing(s, packet: dict) -> None:
     t = msgspec.convert(packet, wire.TypingIn)
     if t.status is not None and t.status not in ("start", "stop"):
         raise BadFormat("typing.status must be 'start' or 'stop'")
-    s.core.messages.typing(s.user_id, parse_id(t.cid, "conversation"), t.status, origin=s.conn)
+    s.core.signals.typing(s.user_id, parse_id(t.cid, "conversation"), t.status, origin=s.conn)
 
 
 async def system_message(s, packet: dict) -> None:
     """packet system_message {id, uids | cid, x}: a transient signal, not stored in history"""
     s.require_login()
     m = msgspec.convert(packet, wire.SystemMessageIn)
-    await s.core.messages.system_message(
+    await s.core.signals.system_message(
         s.user_id, client_id=m.id, x=m.x, origin=s.conn,
         uids=parse_ids(m.uids, "user") if m.uids is not None else None,
         cid=parse_id(m.cid, "conversation") if m.cid is not None else None)

@@ -150,19 +150,19 @@ async def push_event_create(s, body) -> dict:
 
 async def block_user(s, body) -> dict:
     """request block_user {ids}"""
-    await s.core.blocks.block(s.user_id, parse_ids(get(obj(body), "ids", list, required=True), "user"))
+    await s.core.relationships.block(s.user_id, parse_ids(get(obj(body), "ids", list, required=True), "user"))
     return {"success": True}
 
 
 async def unblock_user(s, body) -> dict:
     """request unblock_user {ids}"""
-    await s.core.blocks.unblock(s.user_id, parse_ids(get(obj(body), "ids", list, required=True), "user"))
+    await s.core.relationships.unblock(s.user_id, parse_ids(get(obj(body), "ids", list, required=True), "user"))
     return {"success": True}
 
 
 async def list_blocked_users(s, body) -> dict:
     """request list_blocked_users {}"""
-    return {"users": [str(u) for u in s.core.blocks.blocked_by(s.user_id)]}
+    return {"users": [str(u) for u in s.core.relationships.blocked_by(s.user_id)]}
 
 
 # -- last activity --------------------------------------------------------------------------------

@@ -12,7 +12,7 @@ from ...core import events as ev
 from ...core.cache import ByteLRU
 from ...core.errors import NotFound
 from ...core.ids import MAX_ID
-from ...core.models import Conversation, Message, User
+from ...core.models import Channel, Message, User
 from .errors import BadFormat
 
 Id = str | int
@@ -109,14 +109,19 @@ def user(u: User, *, viewer: int | None = None, recent_activity: int | None = No
     return out
 
 
-def conversation(c: Conversation, participants, viewer: int) -> dict:
-    out = {"_id": str(c.id), "type": c.type, "owner_id": str(c.owner_id),
+# SAMA's conversation types and the core's channel kinds.
+KINDS = {"u": "dm", "g": "group"}
+TYPES = {"dm": "u", "group": "g"}
+
+
+def conversation(c: Channel, participants, viewer: int) -> dict:
+    out = {"_id": str(c.id), "type": TYPES.get(c.kind, "g"), "owner_id": str(c.owner_id),
            "created_at": iso(c.created_at), "updated_at": iso(c.updated_at)}
     if c.name is not None:
         out["name"] = c.name
     if c.description is not None:
         out["description"] = c.description
-    if c.type == "u" and c.pair:
+    if c.kind == "dm" and c.pair:
         out["opponent_id"] = str(c.pair[0] if c.pair[1] == viewer else c.pair[1])
     out["participants"] = [str(p) for p in participants]
     return out
@@ -127,8 +132,8 @@ def message(m: Message, users: dict[int, User] | None = None, status: str | None
            "cid": str(m.cid), "created_at": iso(m.created_at)}
     if m.updated_at != m.created_at:
         out["updated_at"] = iso(m.updated_at)
-    if m.x is not None:
-        out["x"] = system_x(m.x, users) if m.system else m.x
+    if m.data is not None:
+        out["x"] = system_x(m.data, users) if m.system else m.data
     if m.attachments:
         out["attachments"] = [msgspec.to_builtins(a) for a in m.attachments]
     if status is not None:
@@ -172,7 +177,7 @@ def system_x(x: dict, users: dict[int, User] | None) -> dict:
 
 
 def conversation_event(kind: str, e, viewer: int) -> dict:
-    c = e.conversation
+    c = e.channel
     return {"system_message": {
         "_id": str(c.id), "t": c.updated_at // 1000, "cid": str(c.id), "from": str(e.actor_id),
         "x": {kind: conversation(c, e.participants, viewer)},
@@ -183,7 +188,7 @@ def event(e: ev.Event, viewer: int, lookup_users) -> dict | None:
     """A domain event as the packet a SAMA client receives, or None if it has no SAMA form."""
     match e:
         case ev.MessageCreated(message=m):
-            users = lookup_users([m.x.get("user_id")]) if m.system and m.x else None
+            users = lookup_users([m.data.get("user_id")]) if m.system and m.data else None
             return {"message": message(m, users)}
         case ev.MessageEdited(message=m, editor_id=editor):
             return {"message_edit": {"id": str(m.id), "cid": str(m.cid), "body": m.body, "from": str(editor),
@@ -198,11 +203,11 @@ def event(e: ev.Event, viewer: int, lookup_users) -> dict | None:
             if status:
                 out["status"] = status
             return {"typing": out}
-        case ev.ConversationCreated():
+        case ev.ChannelCreated():
             return conversation_event("conversation_created", e, viewer)
-        case ev.ConversationUpdated():
+        case ev.ChannelUpdated():
             return conversation_event("conversation_updated", e, viewer)
-        case ev.ConversationKicked():
+        case ev.ChannelKicked():
             return conversation_event("conversation_kicked", e, viewer)
         case ev.SystemMessage(id=sid, from_id=frm, created_at=at, cid=cid, x=x):
             out = {"_id": sid, "t": at // 1000, "from": str(frm), "x": x or {}}

@@ -25,7 +25,7 @@ the sender learns its message id: the sending socket does not get its own
 `message` back, the document's "emitted to other clients"; the user's other
 sockets do) or `{"ok": false, "status": 400|401|403|404|429, "error": "why"}`.
 
-Channels are the core's private conversations (type "u", one per pair), so a
+Channels are the core's DMs (kind "dm", one per pair), so a
 DM here is the same conversation a SAMA client sees. Groups of other dialects
 are not shown. The welcome channel is virtual: channel id "0", message id "0",
 bot user id "1", its name, avatar and text from the options below.

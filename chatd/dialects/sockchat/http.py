@@ -5,7 +5,7 @@ import secrets
 
 from quart import Blueprint, Response, request
 
-from ...core.errors import Conflict, NotFound, Unauthorized
+from ...core.errors import NotFound, Unauthorized
 from ...http import BodyError, json_object, json_response
 from . import lookup
 from .errors import BadRequest, NotModified, error_response
@@ -178,13 +178,8 @@ def blueprint(core, options: Options, cors_origins: tuple[str, ...], prefix: str
         other = parse_id(to, "to")
         if other == WELCOME_BOT_ID:
             raise NotFound("user not found")
-        existing = core.conversations.private_between(me, other)
-        if existing is not None and core.conversations.list_for(me, ids=[existing.id]):
-            raise Conflict("a channel between these users already exists")
-        conv, _, created = await core.conversations.create(me, "u", [other])
-        if not created and existing is None:  # a concurrent request created it first
-            raise Conflict("a channel between these users already exists")
-        return json_response({"channel_id": str(conv.id)}, status=201)
+        channel, _, _ = await core.channels.create(me, "dm", [other], if_exists="conflict")
+        return json_response({"channel_id": str(channel.id)}, status=201)
 
     @bp.get("/users")
     @handled
@@ -210,11 +205,11 @@ def blueprint(core, options: Options, cors_origins: tuple[str, ...], prefix: str
         cid = parse_id(raw, "channel_id")
         if cid == WELCOME_CHANNEL_ID:
             return json_response(render.welcome(core.accounts.get(me)), status=200)
-        conv = lookup.dm(core, me, cid)
-        history = core.messages.history(me, cid, limit=50)
+        channel = lookup.dm(core, me, cid)
+        history = core.history.history(me, cid, limit=50)
         history.reverse()
         authors = {u.id: render.user(u) for u in core.accounts.get_many(m.author_id for m in history)}
-        other = lookup.other_of(conv, me)
+        other = lookup.other_of(channel, me)
         return json_response({
             "messages": [render.message(m, authors.get(m.author_id) or render.user(None, m.author_id))
                          for m in history],
@@ -234,10 +229,10 @@ def blueprint(core, options: Options, cors_origins: tuple[str, ...], prefix: str
                 out.append({"channel_id": str(cid), "user": dict(render.bot)})
                 continue
             try:
-                conv = lookup.dm(core, me, cid)
+                channel = lookup.dm(core, me, cid)
             except NotFound:
                 continue
-            out.append({"channel_id": str(cid), "user": user_json(lookup.other_of(conv, me))})
+            out.append({"channel_id": str(cid), "user": user_json(lookup.other_of(channel, me))})
         return json_response({"dmchannels": out}, status=200 if out else 404)
 
     return bp

@@ -1,30 +1,30 @@
 """Reads shared by the HTTP routes and the Socket.IO handler. sockchat only knows direct
-channels: a channel is a core private conversation ("u"); groups of other dialects are not shown."""
+channels: a channel is a core DM (kind "dm"); groups of other dialects are not shown."""
 
 from ...core.errors import Forbidden, NotFound
-from ...core.models import Conversation
+from ...core.models import Channel
 
 
-def dm(core, viewer: int, cid: int) -> Conversation:
-    """The private conversation `cid` of `viewer`, or NotFound (also when the viewer is not in it)."""
+def dm(core, viewer: int, cid: int) -> Channel:
+    """The DM `cid` of `viewer`, or NotFound (also when the viewer is not in it)."""
     try:
-        conv = core.conversations.get_for(viewer, cid)
+        channel = core.channels.get_for(viewer, cid)
     except Forbidden:
         raise NotFound("channel not found") from None
-    if conv.type != "u" or not conv.pair:
+    if channel.kind != "dm" or not channel.pair:
         raise NotFound("channel not found")
-    return conv
+    return channel
 
 
-def other_of(conv: Conversation, viewer: int) -> int:
-    a, b = conv.pair
+def other_of(channel: Channel, viewer: int) -> int:
+    a, b = channel.pair
     return b if a == viewer else a
 
 
 def dm_ids(core, viewer: int) -> list[int]:
     """The ids of the viewer's direct channels, oldest first."""
     out = []
-    for cid in core.conversations.ids_of(viewer):
+    for cid in core.members.channel_ids(viewer):
         try:
             dm(core, viewer, cid)
         except NotFound:

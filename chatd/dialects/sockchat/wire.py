@@ -138,4 +138,4 @@ def event_payload(args: list, kind: type):
 
 
 # Domain events with a sockchat form; everything else is not sent to sockchat sockets.
-RENDERED = (ev.MessageCreated, ev.MessagesDeleted, ev.ConversationCreated)
+RENDERED = (ev.MessageCreated, ev.MessagesDeleted, ev.ChannelCreated)

@@ -4,7 +4,7 @@ for another's id as for an unknown one."""
 
 import pytest
 
-from chatd.core.conversations import UNREAD_CAP
+from chatd.core.views import UNREAD_CAP
 
 from .client import login_http, open_client, private_chat, two_users, user_with_devices
 

@@ -49,7 +49,7 @@ async def test_ack_means_durable(server, nursery):
     a1, a2, b1, b2 = await two_users(server, nursery)
     cid = await private_chat(a1, b1)
     ack = await a1.send_message(cid, "durable")
-    history = server.core.messages.history(int(a1.user_id), int(cid))
+    history = server.core.history.history(int(a1.user_id), int(cid))
     assert [m.id for m in history if m.body == "durable"] == [int(ack["server_mid"])]
 
 

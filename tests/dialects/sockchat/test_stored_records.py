@@ -20,7 +20,7 @@ async def _users(core, nursery, server):
     """alice and bob (sockchat-compatible logins), their DM, and a SAMA socket for alice."""
     alice = await core.accounts.create("alice")
     bob = await core.accounts.create("bob")
-    conv, _, _ = await core.conversations.create(alice.id, "u", [bob.id])
+    conv, _, _ = await core.channels.create(alice.id, "dm", [bob.id])
     a_token = (await core.sessions.create(alice.id, "d1")).access_token
     b_token = (await core.sessions.create(bob.id, "d1")).access_token
     a = await connect(server, nursery, a_token, "d1", "alice")
@@ -33,8 +33,8 @@ async def test_an_undecodable_stored_message_breaks_no_read(server, nursery, htt
     before = await a.send_message(cid, "readable before")
     # What chatd did before free-form values were bounded: acknowledge and store it (bob is
     # offline, so it lands in his op log too).
-    monkeypatch.setattr(messages_module, "check_x", lambda x: x)
-    stored, _ = await core.messages.send(alice.id, int(cid), body="too deep", x=nested(401))
+    monkeypatch.setattr(messages_module, "check_data", lambda data: data)
+    stored, _ = await core.messages.send(alice.id, int(cid), body="too deep", data=nested(401))
     monkeypatch.undo()
     bad = {"server_mid": str(stored.id)}
     after = await a.send_message(cid, "readable after")
@@ -65,9 +65,9 @@ async def test_deep_free_form_values_are_refused_and_not_stored(server, nursery,
     core = server.core
     alice, bob, cid, a, a_token, b_token = await _users(core, nursery, server)
     with pytest.raises(Invalid):
-        await core.messages.send(alice.id, int(cid), body="deep", x=nested(33))
-    await core.messages.send(alice.id, int(cid), body="ok", x=nested(32))
-    assert [m.body for m in core.messages.history(alice.id, int(cid))] == ["ok"]
+        await core.messages.send(alice.id, int(cid), body="deep", data=nested(33))
+    await core.messages.send(alice.id, int(cid), body="ok", data=nested(32))
+    assert [m.body for m in core.history.history(alice.id, int(cid))] == ["ok"]
 
     # REST bodies and array parameters nested past the bound are a 400, never a 500
     deep = "[" * 1000 + "]" * 1000
