@@ -40,8 +40,8 @@ def out(what: str, **fields) -> None:
 
 
 async def group_commit(path: Path, writers: int, seconds: float, max_writes: int) -> dict:
-    from chatd.store.lmdb import Store
     from chatd.store import tables as T
+    from chatd.store.lmdb import Store
 
     store = Store(path, map_size=4 << 30, batch=256)
     lat: list[float] = []

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import trio
 from hypercorn.config import Config as HypercornConfig
 
-from . import dialects, http, notify
+from . import dialects, notify
 from .config import Config
 from .core.services import Core
 from .front import FrontDoor
@@ -22,6 +22,7 @@ from .gateway.health import HealthProbe
 from .gateway.websocket import WebSocketGateway
 from .metrics import HttpStats
 from .store.lmdb import Store
+from .web import app as web_app
 
 log = logging.getLogger("chatd.server")
 
@@ -74,7 +75,7 @@ class Server:
             self.core = Core(config, self.store)
             self.gateway = WebSocketGateway(config, self.core.bus)
             self.gateway.route("/health", lambda conn, request: HealthProbe(conn, self))
-            app = http.create_app(self)
+            app = web_app.create_app(self)
             self.front = FrontDoor(app, self._hypercorn_config(), host=config.server.listen,
                                    port=config.server.port, max_ws_message=config.limits.max_ws_frame)
             async with trio.open_nursery() as root:

@@ -204,9 +204,9 @@ def echo_route(monkeypatch):
     """Add `POST /_test/echo` (reads the body) to the app the server builds."""
     from quart import request
 
-    import chatd.http
+    import chatd.web.app
 
-    create_app = chatd.http.create_app
+    create_app = chatd.web.app.create_app
 
     def with_echo(server):
         app = create_app(server)
@@ -218,7 +218,7 @@ def echo_route(monkeypatch):
 
         return app
 
-    monkeypatch.setattr(chatd.http, "create_app", with_echo)
+    monkeypatch.setattr(chatd.web.app, "create_app", with_echo)
 
 
 @pytest.mark.config(limits={"max_http_body": 2048})

@@ -5,7 +5,7 @@ import math
 from quart import Blueprint, request
 
 from ...core.errors import ChatdError, RateLimited, Unauthorized
-from ...http import BodyError, json_object, json_response
+from ...web.bodies import BodyError, json_object, json_response
 from . import wire
 from .errors import BadFormat, WireStatus, error_body
 

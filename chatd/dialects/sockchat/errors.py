@@ -12,7 +12,7 @@ import msgspec
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from ...core import errors
-from ...http import json_response
+from ...web.bodies import json_response
 
 log = logging.getLogger("chatd.sockchat")
 

@@ -6,7 +6,7 @@ import secrets
 from quart import Blueprint, Response, request
 
 from ...core.errors import NotFound, Unauthorized
-from ...http import BodyError, json_object, json_response
+from ...web.bodies import BodyError, json_object, json_response
 from . import lookup
 from .errors import BadRequest, NotModified, error_response
 from .wire import (

@@ -97,7 +97,7 @@ async def test_non_ascii_and_quoted_filename(server, nursery):
     ("", "file"),
 ])
 def test_content_disposition_encoding(name, fallback):
-    from chatd.files_http import content_disposition
+    from chatd.web.files import content_disposition
 
     header = content_disposition("attachment", name)
     assert header.isascii() and "\r" not in header and "\n" not in header
@@ -124,6 +124,6 @@ def test_content_disposition_encoding(name, fallback):
     ("text/plain;\r\nX-Evil: 1", ("application/octet-stream", "attachment")),
 ])
 def test_served_type(declared, served):
-    from chatd.files_http import served_type
+    from chatd.web.files import served_type
 
     assert served_type(declared) == served

@@ -1,38 +1,18 @@
-"""The HTTP app (Quart-Trio): shared routes, limits, access log; dialects add blueprints."""
+"""The HTTP app (Quart-Trio): shared routes (/health, /metrics, files), limits, access log;
+dialects add their blueprints."""
 
 import logging
 import time
 
-import msgspec
 from quart import Response, g, request
 from quart_trio import QuartTrio
 
-from . import __version__, metrics, wirejson
+from .. import __version__, metrics
+from .bodies import json_response
+from .files import blueprint as files_blueprint
 
 access_log = logging.getLogger("chatd.access")
 log = logging.getLogger("chatd.http")
-
-
-class BodyError(ValueError):
-    """The request body is not the JSON object a route expects (dialects map it to their 400)."""
-
-
-async def json_object() -> dict:
-    """The request body as a JSON object; an empty body is `{}`."""
-    raw = await request.get_data()
-    if not raw:
-        return {}
-    try:
-        data = wirejson.decode(raw)
-    except wirejson.JSONInputError as e:
-        raise BodyError(f"the body is {e}") from None
-    if not isinstance(data, dict):
-        raise BodyError("the body must be a JSON object")
-    return data
-
-
-def json_response(body, status: int = 200, headers: dict | None = None) -> Response:
-    return Response(msgspec.json.encode(body), status=status, headers=headers, content_type="application/json")
 
 
 def create_app(server) -> QuartTrio:
@@ -89,8 +69,6 @@ def create_app(server) -> QuartTrio:
             writer=server.store.stats,
         )
         return Response(text, content_type="text/plain; version=0.0.4")
-
-    from .files_http import blueprint as files_blueprint
 
     app.register_blueprint(files_blueprint(server.core))
     return app

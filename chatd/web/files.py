@@ -17,8 +17,8 @@ from urllib.parse import quote
 import trio
 from quart import Blueprint, Response, request
 
-from .core.errors import ChatdError, Invalid, NotFound, TooLarge, Unauthorized
-from .http import json_response
+from ..core.errors import ChatdError, Invalid, NotFound, TooLarge, Unauthorized
+from .bodies import json_response
 
 STATUS = {Invalid: 400, Unauthorized: 403, NotFound: 404, TooLarge: 413}
 CHUNK = 64 * 1024

@@ -1,0 +1,1 @@
+"""HTTP: the Quart-Trio app (`app`), its file routes (`files`) and JSON bodies (`bodies`)."""
