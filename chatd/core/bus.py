@@ -6,6 +6,12 @@ connection closes and the client catches up from storage on reconnect), so a
 slow consumer can never hold up a sender. Every published event carries a
 monotonically increasing stream position.
 
+Each subscription feeds one connection's bounded queue, drained by that
+connection's own writer, which renders what it takes: nothing is rendered on
+the publisher's task (the store's commit path). A subscription may carry its
+connection's `origin` tag; an event published with that origin is not queued
+to it (no echo to the connection that caused it) — the one place that rule lives.
+
 The bus is an interface with one in-process implementation; a cross-process
 backend would carry the same envelopes between chatd processes.
 """
@@ -46,13 +52,17 @@ class Envelope:
 
 class Subscription:
     """A user's feed. By default it owns a bounded queue; a connection may instead pass the
-    send side of its own outbound queue (`into`) and an `on_drop` callback to learn it was dropped."""
+    send side of its own bounded outbound queue (`into`: anything with trio's `send_nowait`, raising
+    `trio.WouldBlock` when full) and an `on_drop` callback to learn it was dropped. `send_nowait`
+    runs on the publisher's task: it must only queue, never render. `origin` is the connection's
+    tag: events published with that origin are skipped."""
 
-    __slots__ = ("bus", "user_id", "_send", "_recv", "dropped", "on_drop")
+    __slots__ = ("bus", "user_id", "origin", "_send", "_recv", "dropped", "on_drop")
 
-    def __init__(self, bus: "Bus", user_id: int, maxlen: int, into=None, on_drop=None):
+    def __init__(self, bus: "Bus", user_id: int, maxlen: int, into=None, on_drop=None, origin=None):
         self.bus = bus
         self.user_id = user_id
+        self.origin = origin
         if into is None:
             self._send, self._recv = trio.open_memory_channel(maxlen)
         else:
@@ -94,8 +104,10 @@ class Bus:
         # Called with (user_id, online) when a user's first subscription opens or last one closes.
         self.presence_hooks: list[Callable[[int, bool], None]] = []
 
-    def subscribe(self, user_id: int, *, maxlen: int = 1024, into=None, on_drop=None) -> Subscription:
-        sub = Subscription(self, user_id, maxlen, into, on_drop)
+    def subscribe(self, user_id: int, *, maxlen: int = 1024, into=None, on_drop=None,
+                  origin: Any = None) -> Subscription:
+        """A feed of the user's events; `origin` tags the connection (see `publish`)."""
+        sub = Subscription(self, user_id, maxlen, into, on_drop, origin)
         subs = self._subs.setdefault(user_id, [])
         subs.append(sub)
         if len(subs) == 1:
@@ -116,8 +128,8 @@ class Bus:
     def publish(self, event: Any, audience: Iterable[int], *, origin: Any = None) -> Envelope:
         """Queue `event` for every subscription of every user in `audience`.
 
-        `origin` is an opaque tag of the sending connection; dialects use it to
-        skip echoing an event back to the connection that caused it.
+        `origin` is an opaque tag of the sending connection: a subscription subscribed with the
+        same tag (compared by identity) does not get the event — no echo to its own sender.
         """
         self.position += 1
         env = Envelope(self.position, event, origin)
@@ -125,7 +137,9 @@ class Bus:
             subs = self._subs.get(user_id)
             if not subs:
                 continue
-            for sub in list(subs):
+            for sub in list(subs) if len(subs) > 1 else subs:
+                if origin is not None and sub.origin is origin:
+                    continue
                 try:
                     sub._send.send_nowait(env)
                     self.delivered += 1

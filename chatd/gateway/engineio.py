@@ -25,6 +25,14 @@ Public API::
   blocking. Each session has a bounded outbound queue; when it is full the
   session is closed with reason ``"slow consumer"`` (the client reconnects).
   ``encode_message(data)`` encodes once for ``send_encoded`` to many sessions.
+- ``session.defer_nowait(expand, item)`` queues an item that is turned into
+  frames only when its turn comes to be written: ``expand(item, out)``
+  appends encoded frames to ``out`` (or none), on the task that writes to the
+  client (the WebSocket pump, or the long-poll GET that drains the session),
+  never on the task that queued it. Full: the session closes as ``"slow
+  consumer"`` and ``trio.WouldBlock`` is raised; closed:
+  ``trio.ClosedResourceError`` (the shape of trio's ``send_nowait``, so an
+  event bus can feed a session directly). ``expand`` must not raise.
 - ``session.sid``, ``session.info`` (``HandshakeInfo``: headers, query,
   remote address of the opening request), ``session.transport``;
   ``server.sessions`` maps sid → open session.
@@ -228,7 +236,8 @@ class EngineIOSession:
         self.close_reason: str | None = None
         self._transport = info.transport
         self._closed = False
-        self._outbox: deque[str | bytes] = deque()
+        # Encoded frames, and (expand, item) pairs rendered when taken (`defer_nowait`).
+        self._outbox: deque[str | bytes | tuple[Callable[[Any, list], None], Any]] = deque()
         self._outbox_limit = outbound_queue_size
         self._outbox_event = trio.Event()
         self._inbound_send, self._inbound_recv = trio.open_memory_channel[str | bytes](
@@ -279,6 +288,18 @@ class EngineIOSession:
         """Queue a frame from ``encode_message`` without blocking; see ``send``."""
         return self._enqueue(frame)
 
+    def defer_nowait(self, expand: Callable[[Any, list], None], item: Any) -> None:
+        """Queue ``item``, rendered by ``expand(item, out)`` on the writing side (module docstring).
+        Never blocks; raises ``trio.WouldBlock`` (now closed as a slow consumer) or
+        ``trio.ClosedResourceError``."""
+        if self._closed:
+            raise trio.ClosedResourceError
+        if len(self._outbox) >= self._outbox_limit:
+            self._close("slow consumer", WS_TRY_AGAIN_LATER)
+            raise trio.WouldBlock
+        self._outbox.append((expand, item))
+        self._outbox_event.set()
+
     def close(self, reason: str = "server close") -> None:
         """Close the session; queued packets are still flushed to the client."""
         self._close(reason, _CLOSE_CODES.get(reason, WS_NORMAL))
@@ -302,23 +323,32 @@ class EngineIOSession:
             self._pong.set()
         logger.debug("engine.io session %s closed: %s", self.sid, reason)
 
-    def _enqueue(self, frame: str | bytes) -> bool:
+    def _enqueue(self, entry) -> bool:
+        """Queue an outbox entry (a frame or an (expand, item) pair); False if not queued."""
         if self._closed:
             return False
         if len(self._outbox) >= self._outbox_limit:
             self._close("slow consumer", WS_TRY_AGAIN_LATER)
             return False
-        self._outbox.append(frame)
+        self._outbox.append(entry)
         self._outbox_event.set()
         return True
 
     async def _take_batch(self) -> list[str | bytes]:
-        """Wait for queued frames and take them all; [] once closed and drained."""
+        """Wait for queued entries and take them all, deferred items rendered here, on the writing
+        task; [] once closed and drained."""
         while True:
             if self._outbox:
-                batch = list(self._outbox)
-                self._outbox.clear()
-                return batch
+                entries, self._outbox = self._outbox, deque()
+                batch: list[str | bytes] = []
+                for entry in entries:
+                    if entry.__class__ is tuple:
+                        entry[0](entry[1], batch)
+                    else:
+                        batch.append(entry)
+                if batch:
+                    return batch
+                continue
             if self._closed:
                 return []
             self._outbox_event = trio.Event()
@@ -588,14 +618,16 @@ class EngineIOServer:
         try:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(self._ws_reader, session, websocket)
-                while batch := await session._take_batch():
-                    with trio.CancelScope() as session._send_scope:
+                # One scope for the whole loop (not one per write): a slow-consumer close cancels
+                # it, so a write stuck on a client that does not read gives way to the close frame.
+                with trio.CancelScope() as session._send_scope:
+                    while batch := await session._take_batch():
                         if send_many is not None:
                             await send_many(batch)
                         else:
                             for frame in batch:
                                 await websocket.send(frame)
-                    session._send_scope = None
+                session._send_scope = None
                 nursery.cancel_scope.cancel()
         except* WebSocketClosed as group:
             session.close(group.exceptions[0].args[0] if group.exceptions[0].args else "transport close")

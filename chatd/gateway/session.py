@@ -96,11 +96,12 @@ class Connection:
             pass
 
     def subscribe(self, user_id: int) -> Subscription:
-        """Feed the user's bus events into this connection's outbound queue."""
+        """Feed the user's bus events into this connection's outbound queue (the writer renders
+        them); events this connection caused (`origin=` the connection) are not fed back."""
         if self.subscription is not None:
             self.subscription.close()
         self.subscription = self.bus.subscribe(
-            user_id, into=self._out_send.clone(), on_drop=self._dropped
+            user_id, into=self._out_send.clone(), on_drop=self._dropped, origin=self
         )
         return self.subscription
 
@@ -165,16 +166,14 @@ class Connection:
 
     async def _writer(self, handler: Handler) -> None:
         recv = self._out_recv
-        me = self
         while True:
             item = await recv.receive()
             batch = []
             while True:
                 if isinstance(item, Envelope):
-                    if item.origin is not me:
-                        frame = handler.render(item)
-                        if frame is not None:
-                            batch.append(frame)
+                    frame = handler.render(item)
+                    if frame is not None:
+                        batch.append(frame)
                 else:
                     batch.append(item)
                 if len(batch) >= 64:

@@ -8,6 +8,8 @@ Public API::
         async def event(self, socket: Socket, name: str, args: list) -> Any:
             ...                               # return value = ack arguments (see below)
         async def disconnect(self, socket: Socket, reason: str) -> None: ...
+        def packets_for(self, socket: Socket, item) -> Iterable[EncodedPacket]: ...
+                                              # optional: what socket.outbound items become
 
     server = SocketIOServer({"/": Handler()}, connect_timeout=45.0,
                             ping_interval=25.0, ping_timeout=20.0, max_payload=1_000_000,
@@ -19,6 +21,7 @@ Public API::
     socket.emit("event", *args) -> bool         # queues, never blocks
     packet = encode_event("event", *args, namespace="/")   # encode once ...
     socket.send_packet(packet) -> bool                     # ... send to many
+    socket.outbound.send_nowait(item)           # queue an item the handler renders when written
     await socket.close()                        # server-side namespace disconnect
 
 Semantics:
@@ -52,6 +55,17 @@ Semantics:
   client closes the connection with reason ``"parse error"``, and ``bytes``
   arguments are sent as base64 strings, not as attachments.
 - Server-to-client acks are not implemented: ``emit`` is fire-and-forget.
+- ``socket.outbound`` is the send side of the connection's bounded outbound
+  queue for items that are rendered on the writing side: when an item's turn
+  comes, the task that writes to the client (the WebSocket pump, or the
+  long-poll GET) calls ``handler.packets_for(socket, item)`` and writes the
+  packets it returns (encoded for this socket's namespace), in order with
+  everything else queued for the connection. ``send_nowait`` never blocks
+  and has trio's shape, so a bus subscription can feed it (``into=``): full →
+  the session closes as ``"slow consumer"`` and ``trio.WouldBlock``; socket
+  gone → ``trio.ClosedResourceError``. Items queued during ``connect`` are
+  held like packets. An exception from ``packets_for`` is logged and that
+  item skipped; items still queued for a socket that is gone are skipped.
 - Packet payloads are decoded by ``chatd.wirejson``: invalid JSON, or JSON nested deeper than
   ``wirejson.MAX_DEPTH`` (32) levels, closes the connection with reason ``"parse error"``.
 """
@@ -83,6 +97,7 @@ __all__ = [
     "ConnectRefused",
     "EncodedPacket",
     "Handler",
+    "Outbound",
     "PacketType",
     "ProtocolError",
     "SioPacket",
@@ -231,15 +246,19 @@ class Handler(Protocol):
 class Socket:
     """One client connected to one namespace."""
 
-    def __init__(self, connection: _Connection, namespace: str, info: ConnectInfo) -> None:
+    def __init__(self, connection: _Connection, namespace: str, info: ConnectInfo,
+                 handler: Handler | None = None) -> None:
         self.sid = secrets.token_urlsafe(15)
         self.namespace = namespace
         self.info = info
         self.state: dict[str, Any] = {}
         self._connection = connection
-        self._held: list[str] | None = []
+        self._handler = handler
+        # Session outbox entries queued during connect: frames and (expand, item) pairs.
+        self._held: list[Any] | None = []
         self._connected = False
         self._gone = False
+        self.outbound = Outbound(self)
 
     def __repr__(self) -> str:
         return f"<Socket {self.sid} {self.namespace}>"
@@ -265,6 +284,18 @@ class Socket:
             return True
         return self._connection.session.send_encoded(packet.frame)
 
+    def _expand(self, item: Any, out: list) -> None:
+        """Render one ``outbound`` item into ``out``; runs on the task writing to the client."""
+        if self._gone:
+            return
+        try:
+            packets = self._handler.packets_for(self, item)
+        except Exception:
+            logger.exception("socket.io %s: rendering an item failed", self.sid)
+            return
+        for packet in packets:
+            out.append(packet.frame)
+
     def close_soon(self, reason: str = "server namespace disconnect") -> None:
         """Disconnect from any task, without waiting: DISCONNECT to the client, then the whole
         Engine.IO session closes (its queued packets still go out) and the connection's own task
@@ -282,6 +313,30 @@ class Socket:
         if self._connected:
             self._connection.send(SioPacket(PacketType.DISCONNECT, self.namespace))
         await self._connection.drop(self, "server namespace disconnect")
+
+
+class Outbound:
+    """``socket.outbound``: queues items that ``handler.packets_for`` renders on the writing side
+    (see the module docstring). ``send_nowait`` runs on the caller's task and only queues."""
+
+    __slots__ = ("_socket",)
+
+    def __init__(self, socket: Socket) -> None:
+        self._socket = socket
+
+    def send_nowait(self, item: Any) -> None:
+        socket = self._socket
+        if socket._gone:
+            raise trio.ClosedResourceError
+        held = socket._held
+        if held is None:
+            socket._connection.session.defer_nowait(socket._expand, item)
+            return
+        session = socket._connection.session
+        if len(held) >= session._outbox_limit:
+            session.close("slow consumer")
+            raise trio.WouldBlock
+        held.append((socket._expand, item))
 
 
 class _Connection:
@@ -350,7 +405,7 @@ class _Connection:
             remote_addr=handshake.remote_addr,
             auth=None if packet.data is _ABSENT else packet.data,
         )
-        socket = Socket(self, namespace, info)
+        socket = Socket(self, namespace, info, handler)
         try:
             await handler.connect(socket, info)
         except ConnectRefused as refused:
@@ -368,8 +423,8 @@ class _Connection:
         self._connect_scope.deadline = math.inf
         self.send(SioPacket(PacketType.CONNECT, namespace, {"sid": socket.sid}))
         held, socket._held = socket._held or [], None
-        for frame in held:
-            self.session.send_encoded(frame)
+        for entry in held:
+            self.session._enqueue(entry)
 
     async def on_event(self, packet: SioPacket) -> None:
         socket = self.sockets.get(packet.namespace)

@@ -18,6 +18,7 @@ fits into the kernel buffer behind the backlog, and the client reads it after th
 
 import fcntl
 import logging
+import os
 import socket
 import struct
 import termios
@@ -50,6 +51,10 @@ HANDSHAKE_TIMEOUT = 10
 WRITE_TIMEOUT = 5.0  # seconds a write cut short by a cancel may take to finish before the connection drops
 ROOM_POLL = 0.01  # seconds between checks of the kernel send buffer while a client is not reading ...
 ROOM_POLL_MAX = 0.5  # ... doubling up to this
+# Bytes written on the strength of one look at the kernel's send buffer before looking again. What
+# was unsent then can only have shrunk since, but for our own writes, so the room seen then, less
+# what we wrote since, is still there; this bound re-reads it now and then (SO_SNDBUF moves).
+ROOM_TRUST = 64 * 1024
 _SIOCOUTQ = getattr(termios, "TIOCOUTQ", None)  # Linux: SIOCOUTQ == TIOCOUTQ
 
 
@@ -86,6 +91,7 @@ class WebSocketTransport:
         self.remote_port = remote_port
         self.reader = FrameReader(max_message)
         self._send_lock = trio.Lock()
+        self._room = 0  # bytes of data frames known to fit below the budget without asking the kernel
         self._pong = trio.Event()
         self._closed = False
         self.close_code: int | None = None  # the client's, when it closed first
@@ -93,7 +99,11 @@ class WebSocketTransport:
 
     async def _wait_for_room(self, size: int) -> None:
         """Wait until `size` more bytes of data frames fit below the budget (always when nothing
-        is unsent, so that one frame larger than the budget still goes)."""
+        is unsent, so that one frame larger than the budget still goes). No system call while the
+        room last seen still covers the write (see ROOM_TRUST)."""
+        if size <= self._room:
+            self._room -= size
+            return
         delay = ROOM_POLL
         while not self._closed:
             state = _unsent_and_budget(self.stream)
@@ -101,6 +111,7 @@ class WebSocketTransport:
                 return
             unsent, budget = state
             if unsent == 0 or unsent + size <= budget:
+                self._room = max(0, min(budget - unsent - size, ROOM_TRUST))
                 return
             # Backing off keeps many stalled clients from costing a wake-up each every few ms.
             await trio.sleep(delay)
@@ -109,28 +120,45 @@ class WebSocketTransport:
     async def _write(self, data: bytes, *, control: bool = False) -> None:
         """Write whole frames. Data frames wait for room first (cancellable: nothing written yet).
         No cancel scope per write (each costs more than the write on a fan-out path): `_send`
-        itself tells a cancel before the first byte (harmless) from one that cut a frame short."""
+        itself tells a cancel before the first byte (harmless) from one that cut a frame short.
+        Nor a scheduler round trip when the lock is free and the kernel takes the bytes at once:
+        the writers that call this wait (and so yield) for their next batch anyway."""
         if self._closed:
             raise TransportClosed()
         if not control:
             await self._wait_for_room(len(data))
-        async with self._send_lock:
+        lock = self._send_lock
+        try:
+            lock.acquire_nowait()
+        except trio.WouldBlock:
+            await lock.acquire()
+        try:
             if self._closed:
                 raise TransportClosed()
             await self._send(data)
+        finally:
+            lock.release()
 
     async def _send(self, data: bytes) -> None:
-        """All of `data`, cancellable; a cancel that arrives part-way is handled by `_finish`."""
+        """All of `data`: written straight to the (non-blocking) socket, waiting for it to become
+        writable only when the kernel buffer is full — cancellable there; a cancel that arrives
+        part-way is handled by `_finish`."""
         sock = getattr(self.stream, "socket", None)
         try:
             if sock is None:
                 await self.stream.send_all(data)
                 return
+            fd = sock.fileno()
             with memoryview(data) as view:
-                sent = 0
-                while sent < len(view):
+                sent, total = 0, len(view)
+                while sent < total:
                     try:
-                        sent += await sock.send(view[sent:])
+                        sent += os.write(fd, view[sent:])
+                        continue
+                    except BlockingIOError:
+                        pass
+                    try:
+                        await trio.lowlevel.wait_writable(sock)
                     except trio.Cancelled:
                         if sent:
                             await self._finish(view[sent:])

@@ -1,11 +1,15 @@
 """The Socket.IO side: who a socket is, which channels it hears, events both ways.
 
-A socket's bus subscription feeds straight into its Engine.IO outbound queue
-(`into=` this socket's `Client`): the publisher's task filters by channel and
-queues an already-encoded packet, so there is no per-socket task. Each event is
-encoded once per publish (cached in the envelope), whatever the number of
-sockchat recipients. A full queue closes that session as a slow consumer
-(Engine.IO), never blocking the publisher.
+A socket's bus subscription feeds its connection's bounded Engine.IO outbound
+queue (`into=socket.outbound`): the publisher's task (the store's commit path)
+only queues the envelope. The task that writes to the client (the WebSocket
+pump, or the long-poll GET) later asks `packets_for` what the envelope becomes
+for this socket — filtered by its channels, rendered once per event for all
+sockchat recipients (cached in the envelope) — and writes the packets with
+everything else it has queued. The subscription carries `origin=socket`, so the
+bus never queues a socket's own events back to it. A full queue closes that
+session as a slow consumer (the bus drops the subscription), never blocking the
+publisher.
 
 When the socket's session ends (its token expired, the password was changed,
 the account logged out or was deleted) the server disconnects the namespace
@@ -75,11 +79,7 @@ def credentials(info: ConnectInfo) -> tuple[str | None, list]:
 
 
 class Client:
-    """One authenticated socket: its user, session, subscribed channels and bus feed.
-
-    It is the `into` of the socket's bus subscription: `send_nowait` runs in the
-    publisher's task and must never raise anything but what the bus expects.
-    """
+    """One authenticated socket: its user, session, subscribed channels and bus feed."""
 
     def __init__(self, handler: "SockchatHandler", socket: Socket, user_id: int, session_id: int,
                  channels: set[int]):
@@ -90,16 +90,6 @@ class Client:
         self.channels = channels
         self.rate = TokenBucket(handler.limits.rate_per_second, handler.limits.rate_burst)
         self.subscription: Subscription | None = None
-
-    def send_nowait(self, envelope: Envelope) -> None:
-        if envelope.origin is self.socket:
-            return
-        try:
-            for packet in self.handler.packets_for(self, envelope):
-                if self.socket.send_packet(packet):
-                    self.handler.stats.frames_sent += 1
-        except Exception:
-            log.exception("sockchat: rendering an event failed")
 
     def unsubscribe(self, reason: str = "closed") -> None:
         self.channels = set()
@@ -142,13 +132,16 @@ class SockchatHandler:
                 continue
         member = set(lookup.dm_ids(self.core, user_id)) if wanted else set()
         client = Client(self, socket, user_id, session.id, wanted & member)
-        client.subscription = self.core.bus.subscribe(user_id, into=client, on_drop=lambda reason: self._dropped(client, reason))
         socket.state["client"] = client
+        client.subscription = self.core.bus.subscribe(
+            user_id, into=socket.outbound, origin=socket, on_drop=lambda reason: self._dropped(client, reason))
 
     def _dropped(self, client: Client, reason: str) -> None:
-        """The bus ended the user's feeds (logged out everywhere, account deleted): disconnect too."""
+        """The bus ended the feed: a slow consumer's session has closed already (no DISCONNECT, so
+        the client reconnects); otherwise (logged out everywhere, account deleted) disconnect too."""
         client.unsubscribe(reason)
-        client.socket.close_soon(reason)
+        if not reason.startswith("slow consumer"):
+            client.socket.close_soon(reason)
 
     async def disconnect(self, socket: Socket, reason: str) -> None:
         if reason == "slow consumer":
@@ -197,8 +190,18 @@ class SockchatHandler:
 
     # -- bus events ------------------------------------------------------------------------------
 
-    def packets_for(self, client: Client, envelope: Envelope) -> list[EncodedPacket]:
-        """The packets this socket gets for one bus event (filtered by its channels)."""
+    def packets_for(self, socket: Socket, envelope: Envelope) -> list[EncodedPacket]:
+        """The packets a socket gets for one bus event (filtered by its channels). Called by the
+        Socket.IO gateway on the task writing to that client, when the envelope's turn comes."""
+        client: Client | None = socket.state.get("client")
+        if client is None:
+            return []
+        packets = self._packets_for(client, envelope)
+        if packets:
+            self.stats.frames_sent += len(packets)
+        return packets
+
+    def _packets_for(self, client: Client, envelope: Envelope) -> list[EncodedPacket]:
         event = envelope.event
         match event:
             case ev.MessageCreated(message=m):
@@ -207,8 +210,8 @@ class SockchatHandler:
             case ev.MessagesDeleted(cid=cid):
                 if cid in client.channels:
                     return envelope.rendered(RENDER_KEY, self._render)
-            case ev.ConversationCreated(conversation=conv, actor_id=actor):
-                if conv.type == "u":
+            case ev.ChannelCreated(channel=conv, actor_id=actor):
+                if conv.kind == "dm":
                     # A new channel of this user: hear it from now on; tell only the other user.
                     client.channels.add(conv.id)
                     if actor != client.user_id:
@@ -227,7 +230,7 @@ class SockchatHandler:
                 return [encode_event("message", self.render.message(m, author))]
             case ev.MessagesDeleted(cid=cid, ids=ids):
                 return [encode_event("messageDeleted", deleted(cid, mid)) for mid in ids]
-            case ev.ConversationCreated(conversation=conv):
+            case ev.ChannelCreated(channel=conv):
                 return [encode_event("channelCreate", {"channel_id": str(conv.id)})]
         return []
 
