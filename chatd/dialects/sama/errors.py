@@ -37,7 +37,10 @@ class WireStatus(Exception):
 
 def error_body(exc: BaseException) -> dict:
     if isinstance(exc, errors.ChatdError):
-        return {"status": STATUS.get(type(exc), 400), "message": exc.message}
+        message = exc.message
+        if exc.details.get("kind") == "channel":
+            message = message.replace("channel", "conversation")  # the core's channel is SAMA's conversation
+        return {"status": STATUS.get(type(exc), 400), "message": message}
     if isinstance(exc, WireStatus):
         return {"status": exc.status, "message": exc.message}
     if isinstance(exc, BadFormat | msgspec.ValidationError | msgspec.DecodeError | JSONInputError):
