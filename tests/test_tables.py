@@ -4,6 +4,7 @@ A change here is a change of the data format: it needs a new FORMAT_VERSION and 
 """
 
 import hashlib
+import struct
 
 import pytest
 
@@ -20,7 +21,7 @@ def test_id_layout():
     assert T.ID.encode(T.MAX_U64) == b"\xff" * 8
     assert T.ID.decode(bytes([1, 2, 3, 4, 5, 6, 7, 8])) == BIG
     for bad in (-1, 1 << 64):
-        with pytest.raises(Exception):
+        with pytest.raises(struct.error):
             T.ID.encode(bad)
     nums = [0, 1, 255, 256, 65535, 1 << 32, 1 << 56, T.MAX_U64]
     assert [T.ID.encode(n) for n in nums] == sorted(T.ID.encode(n) for n in nums)

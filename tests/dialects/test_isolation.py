@@ -21,8 +21,9 @@ it, neither live nor in the operations log afterwards (SAMA), nor through the So
 Neither dialect has reactions. The coverage tests fail when an operation or route appears that
 the tables neither cover nor list as not taking a conversation: classify it there.
 
-Cases known to fail on main (d1e0e6d) are in KNOWN_DEFECTS: the table run checks their status
-and that nothing changed, and test_known_defect (xfail; XPASS once fixed) asserts the full answer.
+On d1e0e6d (before the one core model), message_edit of a message in a conversation the caller
+was not in answered "conversation not found" where an unknown id got "message not found": the
+outsider learned the message existed. The rows below now require the same answer.
 """
 
 import json
@@ -186,26 +187,7 @@ SAMA_NOT_CONVERSATION_SCOPED = {
 # SAMA's HTTP routes take no conversation id: POST /login and POST /logout. Attachment bytes are
 # served at /files/<id> only with a signed URL, which only get_file_urls hands out (a row above).
 
-# (case id, outsider) → what happens on d1e0e6d. Their status is right (404) and nothing changes,
-# but the message is not the one for an id that does not exist, so the outsider learns it exists.
-EDIT_LEAK = ("message_edit of a message in a conversation the caller is not in answers 404 "
-             "'conversation not found'; an unknown message id gets 404 'message not found'")
-KNOWN_DEFECTS = {
-    ("message_edit [a member's message]", "stranger"): EDIT_LEAK,
-    ("message_edit [a member's message]", "left"): EDIT_LEAK,
-    ("message_edit [a member's message]", "removed"): EDIT_LEAK,
-    ("message_edit [own old message]", "left"): EDIT_LEAK,
-    ("message_edit [own old message]", "removed"): EDIT_LEAK,
-}
-
 OUTSIDERS = [("stranger", "group"), ("stranger", "private"), ("left", "group"), ("removed", "group")]
-
-
-def _same_status(a, b) -> bool:
-    """For KNOWN_DEFECTS rows: the same kind of answer, whatever the message."""
-    if isinstance(a, dict) and isinstance(b, dict) and "error" in a and "error" in b:
-        return a["error"].get("status") == b["error"].get("status")
-    return a == b
 
 
 def _without_ids(answer, ids: dict):
@@ -217,7 +199,7 @@ def _without_ids(answer, ids: dict):
     return json.loads(text)
 
 
-async def run_sama_case(w: iso.SamaWorld, case: Case, *, strict: bool) -> list[str]:
+async def run_sama_case(w: iso.SamaWorld, case: Case) -> list[str]:
     real = await case.act(w.x, w.real)
     ghosts = [await case.act(w.x, g) for g in w.ghosts]
     problems = []
@@ -227,7 +209,7 @@ async def run_sama_case(w: iso.SamaWorld, case: Case, *, strict: bool) -> list[s
         if not case.expect.check(g, ghost_ids):
             problems.append(f"for {ghost_ids['cid']}/{ghost_ids['mid']}, which do not exist, answered {g!r}, "
                             f"expected {case.expect.what}")
-        same = _without_ids(real, w.real) == _without_ids(g, ghost_ids) if strict else _same_status(real, g)
+        same = _without_ids(real, w.real) == _without_ids(g, ghost_ids)
         if not same:
             problems.append(f"answered {real!r} but {g!r} for ids that do not exist "
                             f"(cid {ghost_ids['cid']}, mid {ghost_ids['mid']})")
@@ -305,7 +287,7 @@ async def test_sama_outsider_is_refused_and_hears_nothing(server, nursery, actor
         if case.needs and w.real.get(case.needs) is None:
             continue
         ran += 1
-        problems = await run_sama_case(w, case, strict=(case.id, actor) not in KNOWN_DEFECTS)
+        problems = await run_sama_case(w, case)
         if problems:
             failures[case.id] = problems
     assert ran == len(SAMA_CASES) - (3 if actor == "stranger" else 0)  # a stranger has no old messages
@@ -314,25 +296,6 @@ async def test_sama_outsider_is_refused_and_hears_nothing(server, nursery, actor
         failures["hearing"] = hearing
     assert not failures, f"{actor} / {target}:\n" + "\n".join(
         f"  {name}:\n" + "\n".join(f"    - {p}" for p in problems) for name, problems in failures.items())
-
-
-DEFECT_ACTORS = sorted({actor for _, actor in KNOWN_DEFECTS})
-
-
-# Not strict: the core rewrite after d1e0e6d already answers these rows like unknown ids (XPASS);
-# once that is on main, delete KNOWN_DEFECTS' entries and this test.
-@pytest.mark.xfail(strict=False, reason="a defect on main (d1e0e6d): see KNOWN_DEFECTS")
-@pytest.mark.parametrize("actor", DEFECT_ACTORS)
-async def test_known_defect(server, nursery, actor):
-    """The full answers of the KNOWN_DEFECTS rows equal the ones for ids that do not exist."""
-    w = await iso.sama_world(server, nursery, actor, "group")
-    failures = {}
-    for case in SAMA_CASES:
-        if (case.id, actor) in KNOWN_DEFECTS:
-            problems = await run_sama_case(w, case, strict=True)
-            if problems:
-                failures[case.id] = [KNOWN_DEFECTS[case.id, actor], *problems]
-    assert not failures, "\n".join(f"{name}: " + "\n    ".join(p) for name, p in failures.items())
 
 
 # -- sockchat -------------------------------------------------------------------------------------
