@@ -10,6 +10,7 @@ import trio
 from chatd.core import admin_tokens
 from chatd.core.errors import Conflict, Invalid, Unauthorized
 from chatd.core.events import SessionsRevoked
+from chatd.store import tables as T
 from chatd.store.lmdb import Store
 from tests.helpers import run_cli, write_config
 
@@ -122,7 +123,7 @@ async def test_revoked_tokens_refused(server):
             await sessions.refresh(s.refresh_token)
     assert sub.dropped == "logged out everywhere"
     with server.store.read() as txn:
-        assert txn.count("useridsessionid_", prefix=(user.id).to_bytes(8, "big")) == 0
+        assert txn.count(T.useridsessionid_, prefix=T.useridsessionid_.prefix(user.id)) == 0
 
 
 async def test_second_login_on_same_device_replaces_first(server):

@@ -12,7 +12,7 @@ import trio
 
 from chatd import config as config_mod
 from chatd.core.models import User
-from chatd.store import keys
+from chatd.store import tables as T
 from chatd.store.lmdb import Store
 from chatd.store.tables import FORMAT_VERSION
 from tests.helpers import REPO, free_port, run_cli, start_subprocess_server, write_config
@@ -42,10 +42,10 @@ def test_admin_create_user(tmp_path):
     store = Store(tmp_path / "data")
     try:
         with store.read() as txn:
-            uid = keys.read_u64(txn.get_raw("username_userid", b"alice"))
-            user = txn.get("userid_user", keys.u64(uid), User)
+            uid = txn.get(T.username_userid, T.username_userid.key("alice"))
+            user = txn.get(T.userid_user, T.userid_user.key(uid))
             assert user.login == "Alice" and user.password_hash.startswith(b"$argon2id$")
-            assert txn.exists("username_userid", b"bob")
+            assert txn.exists(T.username_userid, T.username_userid.key("bob"))
     finally:
         store.close()
 
@@ -94,11 +94,11 @@ async def test_backup_while_running_and_writing_then_restore(tmp_path, nursery):
     copy = Store(backup)
     try:
         with copy.read() as txn:
-            assert txn.get("meta", b"format_version") == FORMAT_VERSION
-            logins = sorted(txn.get("userid_user", raw_id, User).login
-                            for _, raw_id in txn.scan_raw("username_userid"))
+            assert txn.get(T.meta, T.meta.key("format_version")) == FORMAT_VERSION
+            logins = sorted(txn.get(T.userid_user, T.userid_user.key(uid)).login
+                            for _, uid in txn.scan(T.username_userid))
             assert logins == ["alice", "bob", "carol"]
-            burst = list(txn.scan_raw("meta", prefix=b"burst:"))
+            burst = list(txn.scan_raw(T.meta, prefix=b"burst:"))
             assert burst, "the backup holds the writes committed before it"
             assert all(check_record(cbor2.loads(raw)) for _, raw in burst)
     finally:
@@ -142,8 +142,8 @@ def _user(data_dir, login: str) -> User | None:
     store = Store(data_dir)
     try:
         with store.read() as txn:
-            raw = txn.get_raw("username_userid", login.casefold().encode())
-            return None if raw is None else txn.get("userid_user", keys.u64(keys.read_u64(raw)), User)
+            uid = txn.get(T.username_userid, T.username_userid.key(login))
+            return None if uid is None else txn.get(T.userid_user, T.userid_user.key(uid))
     finally:
         store.close()
 
@@ -254,7 +254,7 @@ def test_admin_create_user_taken_login_is_one_line(tmp_path):
 
 def _newer_format(data_dir):
     store = Store(data_dir)
-    store.write_now(lambda txn: txn.put("meta", b"format_version", FORMAT_VERSION + 1))
+    store.write_now(lambda txn: txn.put(T.meta, T.meta.key("format_version"), FORMAT_VERSION + 1))
     store.close()
 
 

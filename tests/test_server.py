@@ -11,6 +11,7 @@ import trio
 from trio_websocket import ConnectionClosed, ConnectionRejected, open_websocket_url
 
 from chatd import __version__
+from chatd.store import tables as T
 from tests.helpers import start_subprocess_server
 
 METRICS = {
@@ -177,7 +178,7 @@ async def test_stop_loses_no_acknowledged_write(config):
 
         async def one(i):
             try:
-                await srv.store.write(lambda txn: txn.put("meta", b"s" + i.to_bytes(4, "big"), i))
+                await srv.store.write(lambda txn: txn.put(T.meta, b"s" + i.to_bytes(4, "big"), i))
                 acked.append(i)
             except Unavailable:
                 refused.append(i)
@@ -193,7 +194,7 @@ async def test_stop_loses_no_acknowledged_write(config):
     store = Store(config.data_dir)
     try:
         with store.read() as txn:
-            stored = {v for _, v in txn.scan("meta", prefix=b"s")}
+            stored = {v for _, v in txn.scan(T.meta, prefix=b"s")}
     finally:
         store.close()
     assert set(acked) <= stored

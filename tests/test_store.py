@@ -2,7 +2,6 @@
 
 import random
 import signal
-import struct
 import subprocess
 import sys
 import time
@@ -12,7 +11,6 @@ import pytest
 import trio
 import trio.testing
 
-from chatd.store import keys
 from chatd.store import tables as T
 from chatd.store.errors import StoreUnavailable
 from chatd.store.lmdb import Store, StoreError, Txn, _prefix_end
@@ -20,39 +18,7 @@ from chatd.store.tables import FORMAT_VERSION, TABLES
 from tests.helpers import REPO
 from tests.helpers.burst_writer import check_record
 
-# -- key encodings --------------------------------------------------------------------------
-
-
-def test_u64_bytes():
-    assert keys.u64(0) == b"\x00" * 8
-    assert keys.u64(1) == b"\x00" * 7 + b"\x01"
-    assert keys.u64(0x0102030405060708) == bytes([1, 2, 3, 4, 5, 6, 7, 8])
-    assert keys.u64(keys.MAX_U64) == b"\xff" * 8
-    assert keys.read_u64(b"\x00" * 7 + b"\x01") == 1
-    assert keys.read_u64(b"xx" + keys.u64(77), 2) == 77
-    with pytest.raises(struct.error):
-        keys.u64(-1)
-    with pytest.raises(struct.error):
-        keys.u64(1 << 64)
-
-
-def test_pair_bytes_and_order():
-    assert keys.pair(1, 2) == b"\x00" * 7 + b"\x01" + b"\x00" * 7 + b"\x02"
-    assert keys.read_pair(keys.pair(5, 1 << 63)) == (5, 1 << 63)
-    pairs = [(a, b) for a in (0, 1, 255, 256, 1 << 40, keys.MAX_U64) for b in (0, 1, 256, 1 << 63)]
-    random.Random(1).shuffle(pairs)
-    # Byte order of the encoded keys is the numeric order of (a, b): one channel's messages are a range.
-    assert sorted(pairs) == sorted(pairs, key=lambda p: keys.pair(*p))
-    assert keys.pair(1, keys.MAX_U64) < keys.pair(2, 0)
-    nums = [0, 1, 255, 256, 65535, 1 << 32, 1 << 56, keys.MAX_U64]
-    assert [keys.u64(n) for n in nums] == sorted(keys.u64(n) for n in nums)
-
-
-def test_text_keys_casefold():
-    assert keys.text("Alice") == b"alice"
-    assert keys.text("ALICE") == keys.text("alice")
-    assert keys.text("Straße") == keys.text("STRASSE") == b"strasse"
-    assert keys.text("Ñandú") == "ñandú".encode()
+# -- tables (key layouts byte for byte: tests/test_tables.py) ----------------------------------
 
 
 def test_tables_declared_once():
@@ -168,7 +134,7 @@ async def test_group_commit_200_concurrent_writers(store):
 
         async def one(i):
             def put_txn(txn: Txn):
-                txn.put(T.meta, b"w" + keys.u64(i), {"i": i})
+                txn.put(T.meta, b"w" + T.ID.encode(i), {"i": i})
                 return i * 2
 
             results[i] = await store.write(put_txn)
@@ -192,7 +158,7 @@ async def test_failing_write_rolls_back_only_itself(store):
 
     async def one(i):
         def put_txn(txn: Txn):
-            txn.put(T.meta, b"r" + keys.u64(i), i)
+            txn.put(T.meta, b"r" + T.ID.encode(i), i)
             if i == 3:
                 raise ValueError("boom")
             return i
@@ -215,7 +181,7 @@ async def test_failing_write_rolls_back_only_itself(store):
     assert isinstance(outcome.pop(3), ValueError)
     assert outcome == {i: i for i in range(8) if i != 3}
     with store.read() as txn:
-        present = {keys.read_u64(k, 1) for k, _ in txn.scan_raw(T.meta, prefix=b"r")}
+        present = {T.ID.decode(k[1:]) for k, _ in txn.scan_raw(T.meta, prefix=b"r")}
     assert present == {0, 1, 2, 4, 5, 6, 7}
 
 

@@ -24,7 +24,7 @@ import trio
 
 from . import migrations
 from .errors import KeyTooLong, StoreError, StoreUnavailable
-from .tables import ANY, BY_NAME, EMPTY, FORMAT_VERSION, ID, TABLES, Table
+from .tables import ANY, BY_NAME, EMPTY, FORMAT_VERSION, ID, TABLES, Table, meta
 
 log = logging.getLogger("chatd.store")
 
@@ -378,10 +378,10 @@ class Store:
                 self._check_format(Txn(txn, self._dbs), readonly)
 
     def _check_format(self, txn: Txn, readonly: bool) -> None:
-        version = txn.get("meta", b"format_version") if "meta" in self._dbs else None
+        version = txn.get(meta, meta.key("format_version")) if meta.name in self._dbs else None
         if version is None:
             if not readonly:
-                txn.put("meta", b"format_version", FORMAT_VERSION)
+                txn.put(meta, meta.key("format_version"), FORMAT_VERSION)
         elif version > FORMAT_VERSION:
             raise StoreError(
                 f"the data in {self.path} has format version {version}, newer than this chatd "
