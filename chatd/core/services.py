@@ -58,6 +58,7 @@ class Core:
         self.sessions = Sessions(
             store, self.bus, self.ids,
             access_ttl=auth.access_token_ttl, refresh_ttl=auth.refresh_token_ttl,
+            max_connections_per_user=config.limits.max_connections_per_user,
         )
         self.accounts.revoke_sessions_txn = self.sessions.revoke_all_txn
         self.relationships = Relationships(store)

@@ -8,12 +8,24 @@ Tokens are checked when a connection starts; `run` then watches the clock and
 publishes `SessionsRevoked(reason="expired")` when a session's access token
 expires, so the connections that use it close (the session stays, for its
 refresh token, until pruned).
+
+Session policy lives here, once, for every dialect (a dialect only maps the
+errors to its wire shape):
+- `authenticate(token, device_id=…)`: the token's live session, refused for
+  another device than the one it was issued to (the refresh token likewise);
+- `admit(user_id)`: before a connection binds to a user — at most
+  `max_connections_per_user` connections, all dialects together (the bus's
+  subscriptions of the user);
+- `admission_checks`: global refusals (a ban), each called with a user id and
+  raising `Forbidden`; run by `admit`, `authenticate` and `create`, so a refused
+  user can neither connect, nor use a token, nor be issued a new one.
 """
 
 import hashlib
 import heapq
 import math
 import secrets
+from collections.abc import Callable
 
 import trio
 
@@ -22,7 +34,7 @@ from ..store.lmdb import Store, Txn
 from . import validate
 from .bus import Bus
 from .clock import now_ms
-from .errors import Unauthorized
+from .errors import RateLimited, Unauthorized
 from .events import SessionsRevoked
 from .ids import Snowflakes
 from .models import Session
@@ -47,13 +59,24 @@ class Issued:
         self.refresh_token = refresh_token
 
 
+def check_device(session: Session, device_id: str | None, what: str = "token") -> None:
+    """The device check, in one place: a token used from another device than its session's is
+    refused (device ids compare case-insensitively; None: the caller names no device)."""
+    if device_id is not None and device_id.casefold() != session.device_id.casefold():
+        raise Unauthorized(f"the {what} belongs to another device")
+
+
 class Sessions:
-    def __init__(self, store: Store, bus: Bus, ids: Snowflakes, *, access_ttl: int, refresh_ttl: int):
+    def __init__(self, store: Store, bus: Bus, ids: Snowflakes, *, access_ttl: int, refresh_ttl: int,
+                 max_connections_per_user: int = 16):
         self.store = store
         self.bus = bus
         self.ids = ids
         self.access_ttl_ms = access_ttl * 1000
         self.refresh_ttl_ms = refresh_ttl * 1000
+        self.max_connections_per_user = max_connections_per_user
+        # Global refusals (a ban): called with a user id, each raises Forbidden to refuse that user.
+        self.admission_checks: list[Callable[[int], None]] = []
         # (expires_at, session id, user id) of access tokens not yet announced as expired; entries of
         # sessions revoked meanwhile are skipped when due.
         self._expiries: list[tuple[int, int, int]] = []
@@ -64,6 +87,7 @@ class Sessions:
         self, user_id: int, device_id: str, *, refresh: bool = True, dialect: str = "", ttl: int | None = None
     ) -> Issued:
         device_id = validate.device_id(device_id)
+        self.check_admission(user_id)
         access, refresh_token = new_token(), (new_token() if refresh else None)
         now = now_ms()
         session = Session(
@@ -116,8 +140,10 @@ class Sessions:
             txn.delete("useriddevice_sessionid", device_key)
         return session
 
-    def authenticate(self, token) -> Session:
-        """The live session for an access token, or Unauthorized."""
+    def authenticate(self, token, *, device_id: str | None = None) -> Session:
+        """The live session for an access token. Unauthorized: unknown, revoked or expired, or
+        issued to another device than `device_id` (when given); Forbidden: an admission check
+        refuses its user."""
         if not isinstance(token, str) or not token or len(token) > 512:
             raise Unauthorized("missing or malformed token")
         with self.store.read() as txn:
@@ -127,7 +153,24 @@ class Sessions:
             raise Unauthorized("unknown or revoked token")
         if session.expires_at <= now_ms():
             raise Unauthorized("token expired")
+        check_device(session, device_id)
+        self.check_admission(session.user_id)
         return session
+
+    def check_admission(self, user_id: int) -> None:
+        """Run the admission checks (a global ban raises Forbidden)."""
+        for check in self.admission_checks:
+            check(user_id)
+
+    def admit(self, user_id: int, *, replacing: bool = False) -> None:
+        """Before a connection binds to `user_id`: Forbidden if an admission check refuses the
+        user; RateLimited when the user already has `max_connections_per_user` connections, all
+        dialects together. `replacing`: the caller's connection is one of the user's already (a
+        SAMA socket logging in again as the same user), so it is not counted twice."""
+        self.check_admission(user_id)
+        limit = self.max_connections_per_user
+        if not replacing and self.bus.connections(user_id) >= limit:
+            raise RateLimited(f"at most {limit} connections per user")
 
     def get(self, session_id: int) -> Session | None:
         with self.store.read() as txn:
@@ -148,8 +191,7 @@ class Sessions:
             old = txn.get("sessionid_session", raw, Session) if raw else None
             if old is None or old.refresh_expires_at <= now:
                 raise Unauthorized("unknown, expired or revoked refresh token")
-            if device_id is not None and device_id.casefold() != old.device_id.casefold():
-                raise Unauthorized("refresh token belongs to another device")
+            check_device(old, device_id, "refresh token")
             self._delete_txn(txn, old.id)
             session = Session(
                 id=new_id, user_id=old.user_id, device_id=old.device_id, token_hash=token_hash(access),

@@ -58,9 +58,7 @@ def blueprint(core, settings) -> Blueprint:
                 user = await core.accounts.check_password(login_name, password, remote=request.remote_addr)
                 issued = await core.sessions.create(user.id, device_id, dialect="sama")
             elif (token := _bearer()) is not None:
-                session = core.sessions.authenticate(token)
-                if session.device_id.casefold() != device_id.casefold():
-                    raise Unauthorized("the token belongs to another device")
+                session = core.sessions.authenticate(token, device_id=device_id)
                 return login_response(core.accounts.get(session.user_id), token, session.expires_at, None)
             elif (refresh := request.cookies.get(REFRESH_COOKIE)) is not None:
                 issued = await core.sessions.refresh(refresh, device_id)

@@ -61,11 +61,9 @@ async def connect(s, body) -> dict:
     if not device_id:
         raise WireStatus(422, "device_id is required")
     try:
-        session = s.core.sessions.authenticate(token)
+        session = s.core.sessions.authenticate(token, device_id=device_id)
     except Unauthorized:
         raise token_expired() from None
-    if device_id.casefold() != session.device_id.casefold():
-        raise token_expired()
     s.bind(session.user_id, session.id, session.device_id)
     return {"success": True}
 

@@ -17,7 +17,7 @@ import trio
 
 from ... import wirejson
 from ...core import events as ev
-from ...core.errors import ChatdError, RateLimited, Unauthorized
+from ...core.errors import ChatdError, Unauthorized
 from ...gateway.session import CLOSE_POLICY, Connection
 from . import ops_account, ops_chat, ops_extras, wire
 from .errors import BadFormat, WireStatus, error_body
@@ -77,10 +77,9 @@ class SamaSession:
         return self.user_id
 
     def bind(self, user_id: int, session_id: int | None, device_id: str | None) -> None:
-        """Attach this connection to a logged-in user (after connect or user_login)."""
-        limit = self.core.config.limits.max_connections_per_user
-        if self.user_id != user_id and self.core.bus.connections(user_id) >= limit:
-            raise RateLimited(f"at most {limit} connections per user")
+        """Attach this connection to a logged-in user (after connect or user_login), if the core's
+        session policy admits it (RateLimited: the connection cap; Forbidden: refused)."""
+        self.core.sessions.admit(user_id, replacing=self.user_id == user_id)
         self.unbind()
         self.user_id, self.session_id, self.device_id = user_id, session_id, device_id
         self.conn.subscribe(user_id)

@@ -21,7 +21,7 @@ import logging
 
 from ...core import events as ev
 from ...core.bus import Envelope, Subscription
-from ...core.errors import Unauthorized
+from ...core.errors import Forbidden, RateLimited, Unauthorized
 from ...core.ratelimit import TokenBucket
 from ...gateway.socketio import ConnectInfo, ConnectRefused, EncodedPacket, Socket, encode_event
 from . import lookup
@@ -118,12 +118,12 @@ class SockchatHandler:
             return
         try:
             session = self.core.sessions.authenticate(token)
+            user_id = session.user_id
+            self.core.sessions.admit(user_id)
         except Unauthorized:
             return
-        user_id = session.user_id
-        limit = self.limits.max_connections_per_user
-        if self.core.bus.connections(user_id) >= limit:
-            raise ConnectRefused(f"at most {limit} connections per user")
+        except (Forbidden, RateLimited) as exc:  # refused, or the connection cap
+            raise ConnectRefused(exc.message) from None
         wanted = set()
         for value in requested[:1000]:
             try:
