@@ -29,6 +29,7 @@ from chatd.dialects.sama.session import SamaSession
 from chatd.gateway.frames import CLOSE, TEXT
 from tests.dialects.sama.client import open_client
 from tests.dialects.sockchat.client import create_channel, new_user, sio_client
+from tests.gateway.test_frames import client_frame
 from tests.test_front_door import EIO_WS, RawWS
 
 BOTH = {"sockchat": {"enabled": True}, "sama": {"enabled": True}}
@@ -342,3 +343,40 @@ async def test_sender_does_not_get_its_own_event_its_other_connections_do(server
             assert (await sock.wait_for("message"))["content"] == "from sama"
         await sama_a1.expect_no("message", 0.3)
         assert bus.delivered - before == 5, "the sending SAMA connection's own subscription was fed its event"
+
+
+# -- pipelined sends ------------------------------------------------------------------------------------------
+
+@pytest.mark.config(dialects=BOTH, limits={"heartbeat_interval": 30, **OPEN_LIMITS})
+async def test_pipelined_sockchat_messages_are_acked_and_delivered_in_order(server, http):
+    """A socket's `message` events do not wait for each other's commit; acks and deliveries keep
+    the order the client sent them in, and so does the history."""
+    alice, bob = await new_user(http, "alice"), await new_user(http, "bob")
+    cid = await create_channel(http, alice, bob)
+    sender = await RawSio.open(server, alice.token, [cid])
+    receiver = await RawSio.open(server, bob.token, [cid])
+    first = next(_ack_ids)
+    ack_ids = [str(first + 1 + i) for i in range(40)]
+    for _ in ack_ids:
+        next(_ack_ids)
+    frames = b"".join(client_frame(f'42{a}["message",{{"content":"m{i}","channel":"{cid}"}}]'.encode())
+                      for i, a in enumerate(ack_ids))
+    await sender.ws.stream.send_all(frames)  # all at once, without waiting for any ack
+    acks = []
+    while len(acks) < len(ack_ids):
+        text = await sender.packet()
+        assert text is not None
+        if text.startswith("43"):
+            acks.append(text)
+    assert [a[2:2 + len(ack_ids[i])] for i, a in enumerate(acks)] == ack_ids
+    data = [json.loads(a[2 + len(ack_ids[i]):])[0] for i, a in enumerate(acks)]
+    assert all(d["ok"] for d in data)
+    assert [d["data"]["content"] for d in data] == [f"m{i}" for i in range(40)]
+    ids = [int(d["data"]["id"]) for d in data]
+    assert ids == sorted(ids)
+    got = [(await receiver.event())[1]["content"] for _ in range(40)]
+    assert got == [f"m{i}" for i in range(40)]
+    r = await http.get("/messages", params={"channel_id": cid}, headers=alice.auth)
+    assert [m["content"] for m in r.json()["messages"]][-40:] == [f"m{i}" for i in range(40)]
+    await sender.ws.stream.aclose()
+    await receiver.ws.stream.aclose()

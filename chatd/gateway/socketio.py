@@ -36,6 +36,12 @@ Semantics:
 - Events of one connection are handled one at a time, in order. If the client
   asked for an ack, ``event``'s return value is sent back: None → no
   arguments, a list or tuple → those arguments, anything else → one argument.
+  ``event`` may instead return ``Later(wait)``: the connection goes on with its
+  next events at once, and the ack's value is ``await wait()``, awaited on a
+  task of the connection's own (a client can pipeline, e.g. writes that are
+  group-committed together). Acks still go out in the order of their events;
+  with ``PIPELINE`` acks outstanding the connection reads no further until one
+  is sent. An exception from ``wait`` is logged and that ack not sent.
 - ``disconnect`` runs exactly once for each socket whose ``connect``
   succeeded. Reasons: ``"client namespace disconnect"``, ``"server namespace
   disconnect"`` (``socket.close()``), or the Engine.IO close reason:
@@ -75,7 +81,8 @@ from __future__ import annotations
 import logging
 import math
 import secrets
-from collections.abc import Mapping
+from collections import deque
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from enum import IntEnum
 from typing import Any, Protocol
@@ -97,6 +104,7 @@ __all__ = [
     "ConnectRefused",
     "EncodedPacket",
     "Handler",
+    "Later",
     "Outbound",
     "PacketType",
     "ProtocolError",
@@ -118,6 +126,8 @@ RESERVED_EVENTS = frozenset(
 _encoder = msgspec.json.Encoder()
 _ABSENT: Any = msgspec.UNSET
 _MAX_ACK_ID_DIGITS = 15
+# Acks a connection may have outstanding (``Later``); past this many its reader waits.
+PIPELINE = 64
 
 
 class PacketType(IntEnum):
@@ -215,6 +225,19 @@ def encode_event(event: str, *args: Any, namespace: str = "/") -> EncodedPacket:
         raise ValueError(f"{event!r} is a reserved event name")
     text = encode_packet(SioPacket(PacketType.EVENT, namespace, [event, *args]))
     return EncodedPacket(namespace, encode_message(text))
+
+
+class Later:
+    """Returned by ``Handler.event``: answer the ack with ``await wait()``, without holding up the
+    connection's next events (see the module docstring)."""
+
+    __slots__ = ("wait",)
+
+    def __init__(self, wait: Callable[[], Awaitable[Any]]) -> None:
+        self.wait = wait
+
+
+_NO_ACK: Any = object()
 
 
 class ConnectRefused(Exception):
@@ -347,6 +370,12 @@ class _Connection:
         self.session = session
         self.sockets: dict[str, Socket] = {}
         self._connect_scope = trio.CancelScope()
+        self._nursery: trio.Nursery | None = None
+        # Acks not sent yet, in the order of their events: (socket, ack id, Later or value).
+        # Created (with the task that sends them) on the first Later; idle connections stay small.
+        self._acks: deque[tuple[Socket, int, Any]] | None = None
+        self._ack_wake = trio.Event()
+        self._ack_room: trio.Event | None = None
 
     def send(self, packet: SioPacket) -> bool:
         return self.session.send(encode_packet(packet))
@@ -354,14 +383,17 @@ class _Connection:
     async def serve(self) -> None:
         deadline = trio.current_time() + self.server.connect_timeout
         try:
-            with trio.CancelScope(deadline=deadline) as connect_scope:
-                self._connect_scope = connect_scope
-                async for message in self.session:
-                    if isinstance(message, bytes):
-                        raise ProtocolError("binary messages are not supported")
-                    await self.dispatch(decode_packet(message))
-            if connect_scope.cancelled_caught:
-                self.session.close("connect timeout")
+            async with trio.open_nursery() as nursery:
+                self._nursery = nursery
+                with trio.CancelScope(deadline=deadline) as connect_scope:
+                    self._connect_scope = connect_scope
+                    async for message in self.session:
+                        if isinstance(message, bytes):
+                            raise ProtocolError("binary messages are not supported")
+                        await self.dispatch(decode_packet(message))
+                if connect_scope.cancelled_caught:
+                    self.session.close("connect timeout")
+                nursery.cancel_scope.cancel()  # the session has ended: acks still due are moot
         except* ProtocolError as group:
             logger.info("socket.io %s: protocol error: %s", self.session.sid, group.exceptions[0])
             self.session.close("parse error")
@@ -432,14 +464,50 @@ class _Connection:
             return
         name, *args = packet.data
         result = await self.server.handlers[socket.namespace].event(socket, name, args)
-        if packet.id is not None and not socket._gone:
-            if result is None:
-                ack_args = []
-            elif isinstance(result, list | tuple):
-                ack_args = list(result)
-            else:
-                ack_args = [result]
-            self.send(SioPacket(PacketType.ACK, socket.namespace, ack_args, packet.id))
+        if packet.id is None:
+            return
+        acks = self._acks
+        if acks or result.__class__ is Later:
+            if acks is None:
+                acks = self._acks = deque()
+                self._nursery.start_soon(self._send_acks, acks)
+            acks.append((socket, packet.id, result))
+            self._ack_wake.set()
+            while len(acks) >= PIPELINE:
+                self._ack_room = trio.Event()
+                await self._ack_room.wait()
+            return
+        self._ack(socket, packet.id, result)
+
+    def _ack(self, socket: Socket, ack_id: int, result: Any) -> None:
+        if socket._gone:
+            return
+        if result is None:
+            ack_args = []
+        elif isinstance(result, list | tuple):
+            ack_args = list(result)
+        else:
+            ack_args = [result]
+        self.send(SioPacket(PacketType.ACK, socket.namespace, ack_args, ack_id))
+
+    async def _send_acks(self, acks: deque[tuple[Socket, int, Any]]) -> None:
+        """The connection's acks, in order, each once its value is there (``Later``)."""
+        while True:
+            while not acks:
+                self._ack_wake = trio.Event()
+                await self._ack_wake.wait()
+            socket, ack_id, result = acks[0]
+            if result.__class__ is Later:
+                try:
+                    result = await result.wait()
+                except Exception:
+                    logger.exception("socket.io %s: a deferred ack failed", self.session.sid)
+                    result = _NO_ACK
+            acks.popleft()
+            if self._ack_room is not None and len(acks) < PIPELINE:
+                self._ack_room.set()
+            if result is not _NO_ACK:
+                self._ack(socket, ack_id, result)
 
     async def drop(self, socket: Socket, reason: str) -> None:
         """Forget a socket and run ``handler.disconnect`` once; its errors are only logged."""

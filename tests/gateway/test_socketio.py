@@ -16,6 +16,7 @@ from chatd.gateway.engineio import ProtocolError
 from chatd.gateway.socketio import (
     ConnectInfo,
     ConnectRefused,
+    Later,
     PacketType,
     SioPacket,
     Socket,
@@ -218,6 +219,51 @@ async def test_raw_connect_refused():
                 }
                 await sio_connect(ws, auth={"token": "good"})
     assert handler.disconnects == {handler.sockets[0].sid: "transport close"}
+
+
+class LaterHandler(ChatHandler):
+    """`later <name>` answers its ack once the test sets `release[name]`; `echo` at once."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.release: dict[str, trio.Event] = {}
+        self.seen: list[str] = []
+
+    async def event(self, socket: Socket, name: str, args: list) -> Any:
+        self.seen.append(args[0])
+        if name != "later":
+            return await super().event(socket, name, args)
+        gate = self.release.setdefault(args[0], trio.Event())
+
+        async def wait() -> str:
+            await gate.wait()
+            return "done " + args[0]
+
+        return Later(wait)
+
+
+async def test_later_acks_do_not_hold_up_next_events_and_keep_their_order():
+    handler = LaterHandler()
+    with trio.fail_after(5):
+        async with serving(make_server({"/": handler})) as srv:
+            async with open_websocket_url(srv.ws_url + "?EIO=4&transport=websocket") as ws:
+                await open_eio(ws)
+                await sio_connect(ws)
+                await ws.get_message()  # welcome
+                await ws.send_message('421["later","a"]')
+                await ws.send_message('422["echo","b"]')
+                await ws.send_message('423["later","c"]')
+                await ws.send_message('42["later","no ack wanted"]')
+                while len(handler.seen) < 4:  # every event handled, none acked yet
+                    await trio.sleep(0.01)
+                handler.release["c"].set()
+                with trio.move_on_after(0.2):
+                    raise AssertionError(f"ack out of order: {await ws.get_message()}")
+                handler.release["a"].set()
+                assert [await ws.get_message() for _ in range(3)] == [
+                    '431["done a"]', '432["b"]', '433["done c"]']
+                await ws.send_message('424["echo","d"]')  # nothing outstanding: at once
+                assert await ws.get_message() == '434["d"]'
 
 
 async def test_fan_out_with_one_encoding():

@@ -23,7 +23,14 @@ from ...core import events as ev
 from ...core.bus import Envelope, Subscription
 from ...core.errors import Forbidden, RateLimited, Unauthorized
 from ...core.ratelimit import TokenBucket
-from ...gateway.socketio import ConnectInfo, ConnectRefused, EncodedPacket, Socket, encode_event
+from ...gateway.socketio import (
+    ConnectInfo,
+    ConnectRefused,
+    EncodedPacket,
+    Later,
+    Socket,
+    encode_event,
+)
 from . import lookup
 from .errors import BadRequest, error_ack
 from .http import token_of
@@ -161,7 +168,7 @@ class SockchatHandler:
                 raise Unauthorized("connect with a valid Authorisation token to send events")
             client.rate.take()
             if name == "message":
-                data = await self.send_message(client, event_payload(args, MessageIn))
+                return self.send_message(client, event_payload(args, MessageIn))
             elif name == "messageDeleted":
                 data = await self.delete_message(client, event_payload(args, DeleteIn))
             else:
@@ -170,15 +177,26 @@ class SockchatHandler:
         except Exception as exc:
             return error_ack(exc)
 
-    async def send_message(self, client: Client, payload: MessageIn) -> dict:
-        """event message {content, channel}: stored, then emitted to the channel's other sockets."""
+    def send_message(self, client: Client, payload: MessageIn) -> Later:
+        """event message {content, channel}: stored, then emitted to the channel's other sockets.
+
+        The write is queued without waiting for it, so a client's pipelined messages share group
+        commits; the ack (in the order of the events) follows once the message is durable."""
         cid = parse_id(payload.channel, "channel")
         lookup.dm(self.core, client.user_id, cid)
         if not payload.content.strip():
             raise BadRequest("content must not be empty")
-        message, _ = await self.core.messages.send(client.user_id, cid, body=payload.content, origin=client.socket)
-        author = self.render.user(self.core.accounts.find(client.user_id), client.user_id)
-        return self.render.message(message, author)
+        pending = self.core.messages.submit(client.user_id, cid, body=payload.content, origin=client.socket)
+
+        async def ack() -> dict:
+            try:
+                message = (await pending.wait())[0]
+                author = self.render.user(self.core.accounts.find(client.user_id), client.user_id)
+                return {"ok": True, "data": self.render.message(message, author)}
+            except Exception as exc:
+                return error_ack(exc)
+
+        return Later(ack)
 
     async def delete_message(self, client: Client, payload: DeleteIn) -> dict:
         """event messageDeleted {channel, id}: the author deletes for everyone."""
