@@ -29,7 +29,7 @@ from collections.abc import Callable
 
 import trio
 
-from ..store import keys
+from ..store import tables as T
 from ..store.lmdb import Store, Txn
 from . import validate
 from .bus import Bus
@@ -38,6 +38,10 @@ from .errors import RateLimited, Unauthorized
 from .events import SessionsRevoked
 from .ids import Snowflakes
 from .models import Session
+
+SESSION = T.sessionid_session
+DEVICE = T.useriddevice_sessionid
+MINE = T.useridsessionid_
 
 
 def new_token() -> str:
@@ -98,16 +102,16 @@ class Sessions:
         )
 
         def create_txn(txn: Txn) -> list[int]:
-            if not txn.exists("userid_user", keys.u64(user_id)):
+            if not txn.exists(T.userid_user, T.userid_user.key(user_id)):
                 raise Unauthorized("the account no longer exists")
-            device_key = keys.u64(user_id) + device_id.casefold().encode()
+            device_key = DEVICE.key(user_id, device_id)
             replaced = []
-            old = txn.get_raw("useriddevice_sessionid", device_key)
+            old = txn.get(DEVICE, device_key)
             if old is not None:
-                replaced.append(keys.read_u64(old))
-                self._delete_txn(txn, keys.read_u64(old))
+                replaced.append(old)
+                self._delete_txn(txn, old)
             self._put_txn(txn, session)
-            txn.put_raw("useriddevice_sessionid", device_key, keys.u64(session.id))
+            txn.put(DEVICE, device_key, session.id)
             return replaced
 
         replaced = await self.store.write(create_txn)
@@ -118,26 +122,25 @@ class Sessions:
 
     @staticmethod
     def _put_txn(txn: Txn, session: Session) -> None:
-        txn.put("sessionid_session", keys.u64(session.id), session)
-        txn.put_raw("tokenhash_sessionid", session.token_hash, keys.u64(session.id))
+        txn.put(SESSION, SESSION.key(session.id), session)
+        txn.put(T.tokenhash_sessionid, T.tokenhash_sessionid.key(session.token_hash), session.id)
         if session.refresh_hash:
-            txn.put_raw("refreshhash_sessionid", session.refresh_hash, keys.u64(session.id))
-        txn.put_raw("useridsessionid_", keys.pair(session.user_id, session.id))
+            txn.put(T.refreshhash_sessionid, T.refreshhash_sessionid.key(session.refresh_hash), session.id)
+        txn.put(MINE, MINE.key(session.user_id, session.id))
 
     @staticmethod
     def _delete_txn(txn: Txn, session_id: int) -> Session | None:
-        session = txn.get("sessionid_session", keys.u64(session_id), Session)
+        session = txn.get(SESSION, SESSION.key(session_id))
         if session is None:
             return None
-        txn.delete("sessionid_session", keys.u64(session_id))
-        txn.delete("tokenhash_sessionid", session.token_hash)
+        txn.delete(SESSION, SESSION.key(session_id))
+        txn.delete(T.tokenhash_sessionid, T.tokenhash_sessionid.key(session.token_hash))
         if session.refresh_hash:
-            txn.delete("refreshhash_sessionid", session.refresh_hash)
-        txn.delete("useridsessionid_", keys.pair(session.user_id, session_id))
-        device_key = keys.u64(session.user_id) + session.device_id.casefold().encode()
-        current = txn.get_raw("useriddevice_sessionid", device_key)
-        if current is not None and keys.read_u64(current) == session_id:
-            txn.delete("useriddevice_sessionid", device_key)
+            txn.delete(T.refreshhash_sessionid, T.refreshhash_sessionid.key(session.refresh_hash))
+        txn.delete(MINE, MINE.key(session.user_id, session_id))
+        device_key = DEVICE.key(session.user_id, session.device_id)
+        if txn.get(DEVICE, device_key) == session_id:
+            txn.delete(DEVICE, device_key)
         return session
 
     def authenticate(self, token, *, device_id: str | None = None) -> Session:
@@ -147,8 +150,8 @@ class Sessions:
         if not isinstance(token, str) or not token or len(token) > 512:
             raise Unauthorized("missing or malformed token")
         with self.store.read() as txn:
-            raw = txn.get_raw("tokenhash_sessionid", token_hash(token))
-            session = txn.get("sessionid_session", raw, Session) if raw else None
+            sid = txn.get(T.tokenhash_sessionid, T.tokenhash_sessionid.key(token_hash(token)))
+            session = txn.get(SESSION, SESSION.key(sid)) if sid is not None else None
         if session is None:
             raise Unauthorized("unknown or revoked token")
         if session.expires_at <= now_ms():
@@ -174,7 +177,7 @@ class Sessions:
 
     def get(self, session_id: int) -> Session | None:
         with self.store.read() as txn:
-            return txn.get("sessionid_session", keys.u64(session_id), Session)
+            return txn.get(SESSION, SESSION.key(session_id))
 
     async def refresh(self, refresh_token, device_id: str | None = None) -> Issued:
         """Trade a refresh token for a new session on the same device (the old one ends).
@@ -187,8 +190,8 @@ class Sessions:
         new_id = self.ids.next()
 
         def refresh_txn(txn: Txn) -> Session:
-            raw = txn.get_raw("refreshhash_sessionid", token_hash(refresh_token))
-            old = txn.get("sessionid_session", raw, Session) if raw else None
+            sid = txn.get(T.refreshhash_sessionid, T.refreshhash_sessionid.key(token_hash(refresh_token)))
+            old = txn.get(SESSION, SESSION.key(sid)) if sid is not None else None
             if old is None or old.refresh_expires_at <= now:
                 raise Unauthorized("unknown, expired or revoked refresh token")
             check_device(old, device_id, "refresh token")
@@ -199,8 +202,7 @@ class Sessions:
                 refresh_expires_at=now + self.refresh_ttl_ms, dialect=old.dialect,
             )
             self._put_txn(txn, session)
-            txn.put_raw("useriddevice_sessionid", keys.u64(old.user_id) + old.device_id.casefold().encode(),
-                        keys.u64(session.id))
+            txn.put(DEVICE, DEVICE.key(old.user_id, old.device_id), session.id)
             return session, old.id
 
         session, old_id = await self.store.write(refresh_txn)
@@ -220,7 +222,7 @@ class Sessions:
 
     def revoke_all_txn(self, txn: Txn, user_id: int, keep: int | None = None) -> list[int]:
         """Delete the user's sessions (but `keep`) in `txn`; their ids."""
-        ids = [keys.read_pair(k)[1] for k, _ in txn.scan_raw("useridsessionid_", prefix=keys.u64(user_id))]
+        ids = [sid for _, sid in txn.keys(MINE, prefix=MINE.prefix(user_id))]
         ids = [sid for sid in ids if sid != keep]
         for sid in ids:
             self._delete_txn(txn, sid)
@@ -237,7 +239,7 @@ class Sessions:
         """Announce each access token's expiry when it happens (SessionsRevoked, reason "expired")."""
         now = now_ms()
         with self.store.read() as txn:
-            for _, s in txn.scan("sessionid_session", Session):
+            for _, s in txn.scan(SESSION):
                 if s.expires_at > now:
                     heapq.heappush(self._expiries, (s.expires_at, s.id, s.user_id))
         task_status.started()
@@ -258,7 +260,7 @@ class Sessions:
         by_user: dict[int, list[int]] = {}
         with self.store.read() as txn:
             for _, sid, uid in due:
-                session = txn.get("sessionid_session", keys.u64(sid), Session)
+                session = txn.get(SESSION, SESSION.key(sid))
                 # Gone: its revocation was announced already. Not expired: rescheduled (it cannot be
                 # extended today, but a later expiry must not be announced early).
                 if session is None:
@@ -276,7 +278,7 @@ class Sessions:
         now = now_ms()
         with self.store.read() as txn:
             dead = [
-                s.id for _, s in txn.scan("sessionid_session", Session)
+                s.id for _, s in txn.scan(SESSION)
                 if s.expires_at <= now and s.refresh_expires_at <= now
             ][:batch]
         if dead:

@@ -24,7 +24,7 @@ import trio
 
 from . import migrations
 from .errors import KeyTooLong, StoreError, StoreUnavailable
-from .tables import ANY, BY_NAME, EMPTY, FORMAT_VERSION, ID, TABLES, Table, meta
+from .tables import ANY, EMPTY, FORMAT_VERSION, ID, TABLES, Table, meta
 
 log = logging.getLogger("chatd.store")
 
@@ -70,11 +70,6 @@ def _check_key(key: bytes) -> None:
     error (translated to Invalid by the core), not an LMDB error."""
     if not 0 < len(key) <= MAX_KEY:
         raise KeyTooLong("a value is empty or too long to be stored as a key")
-
-
-def _table(table) -> Table:
-    # Names are accepted while callers move to the declarations; a name that is not declared fails.
-    return BY_NAME[table] if type(table) is str else table
 
 
 def _decode_value(table: Table, raw: bytes, max_depth: int = 400):
@@ -132,11 +127,10 @@ class Txn:
     def get_raw(self, table: Table, key: bytes) -> bytes | None:
         if not 0 < len(key) <= MAX_KEY:
             return None  # LMDB cannot hold such a key, so there is none
-        return self._txn.get(key, db=self._dbs[_table(table).name])
+        return self._txn.get(key, db=self._dbs[table.name])
 
-    def get(self, table: Table, key: bytes, type=None):
+    def get(self, table: Table, key: bytes):
         """The value at `key`, or None if there is none or it cannot be decoded (logged)."""
-        table = _table(table)
         raw = self.get_raw(table, key)
         if raw is None:
             return None
@@ -148,7 +142,6 @@ class Txn:
 
     def get_salvaged(self, table: Table, key: bytes):
         """Like `get`, but decodes a record nested past the usual limit (to delete it)."""
-        table = _table(table)
         raw = self.get_raw(table, key)
         if raw is None:
             return None
@@ -164,7 +157,6 @@ class Txn:
     def put(self, table: Table, key: bytes, value: Any = None, *, overwrite: bool = True) -> bool:
         """Store `value` (nothing for an EMPTY table); with `overwrite=False`, only if `key` is free
         (returns whether it was stored)."""
-        table = _table(table)
         _check_key(key)
         if self._watched:
             self._touch(table.name, key)
@@ -172,14 +164,12 @@ class Txn:
 
     def put_encoded(self, table: Table, key: bytes, raw: bytes) -> None:
         """Store an already-encoded value (the same record written under many keys)."""
-        table = _table(table)
         _check_key(key)
         if self._watched:
             self._touch(table.name, key)
         self._txn.put(key, raw, db=self._dbs[table.name])
 
     def delete(self, table: Table, key: bytes) -> bool:
-        table = _table(table)
         if not 0 < len(key) <= MAX_KEY:
             return False
         if self._watched:
@@ -203,7 +193,7 @@ class Txn:
             end = _prefix_end(prefix)
             hi = end if hi is None or (end is not None and end < hi) else hi
         n = 0
-        with self._txn.cursor(db=self._dbs[_table(table).name]) as cur:
+        with self._txn.cursor(db=self._dbs[table.name]) as cur:
             if not reverse:
                 ok = cur.set_range(lo) if lo else cur.first()
                 while ok:
@@ -233,14 +223,12 @@ class Txn:
 
     def keys(self, table: Table, **kw) -> Iterator:
         """The decoded keys (their parts) of the items `scan_raw` would give."""
-        table = _table(table)
         decode_key = table.layout.decode
         for key, _ in self.scan_raw(table, **kw):
             yield decode_key(key)
 
-    def scan(self, table: Table, type=None, **kw) -> Iterator[tuple[bytes, Any]]:
+    def scan(self, table: Table, **kw) -> Iterator[tuple[bytes, Any]]:
         """Decoded items, as `scan_raw`; a record that cannot be decoded is skipped (logged)."""
-        table = _table(table)
         for key, raw in self.scan_raw(table, **kw):
             try:
                 value = _decode_value(table, raw)
@@ -248,14 +236,6 @@ class Txn:
                 undecodable(table.name, key, e)
                 continue
             yield key, value
-
-    def put_raw(self, table, key: bytes, value: bytes = b"", *, overwrite: bool = True) -> bool:
-        # transitional: callers not yet on the declarations
-        table = _table(table)
-        _check_key(key)
-        if self._watched:
-            self._touch(table.name, key)
-        return self._txn.put(key, value, db=self._dbs[table.name], overwrite=overwrite)
 
     def count(self, table: Table, *, prefix: bytes = b"") -> int:
         return sum(1 for _ in self.scan_raw(table, prefix=prefix))

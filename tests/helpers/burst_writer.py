@@ -15,6 +15,7 @@ import random
 import trio
 
 from chatd.store.lmdb import Store
+from chatd.store.tables import BY_NAME
 
 
 def record(n: int) -> dict:
@@ -30,7 +31,7 @@ def key_of(n: int) -> bytes:
     return b"burst:" + n.to_bytes(8, "big")
 
 
-async def main(data_dir: str, table: str, tasks: int, count: int | None) -> None:
+async def main(data_dir: str, table, tasks: int, count: int | None) -> None:
     store = Store(data_dir, map_size=256 << 20, batch=64)
     counter = iter(range(count if count is not None else 1 << 62))
 
@@ -58,4 +59,4 @@ if __name__ == "__main__":
     p.add_argument("--tasks", type=int, default=32)
     p.add_argument("--count", type=int, default=None)
     a = p.parse_args()
-    trio.run(main, a.data_dir, a.table, a.tasks, a.count)
+    trio.run(main, a.data_dir, BY_NAME[a.table], a.tasks, a.count)
