@@ -15,14 +15,15 @@ from .errors import Forbidden, NotFound
 from .models import Channel, Member
 from .relationships import Relationships
 
-VIEW = P.Perm.ViewChannel
-READ = P.Perm.ViewChannel | P.Perm.ReadMessageHistory
-SEND = P.Perm.ViewChannel | P.Perm.SendMessage
-REACT = P.Perm.ViewChannel | P.Perm.React
-INVITE = P.Perm.ViewChannel | P.Perm.InviteOthers
-MANAGE_CHANNEL = P.Perm.ViewChannel | P.Perm.ManageChannel
-MANAGE_MESSAGES = P.Perm.ViewChannel | P.Perm.ManageMessages
-UPLOAD = P.Perm.UploadFiles
+# What operations need, as plain ints (IntFlag arithmetic costs microseconds per request).
+VIEW = int(P.Perm.ViewChannel)
+READ = int(P.Perm.ViewChannel | P.Perm.ReadMessageHistory)
+SEND = int(P.Perm.ViewChannel | P.Perm.SendMessage)
+REACT = int(P.Perm.ViewChannel | P.Perm.React)
+INVITE = int(P.Perm.ViewChannel | P.Perm.InviteOthers)
+MANAGE_CHANNEL = int(P.Perm.ViewChannel | P.Perm.ManageChannel)
+MANAGE_MESSAGES = int(P.Perm.ViewChannel | P.Perm.ManageMessages)
+UPLOAD = int(P.Perm.UploadFiles)
 
 
 class Granted:
