@@ -51,11 +51,12 @@ SAME = {
 }
 # Kept byte for byte under a new name.
 RENAMED = {
-    "convuserid_member": "chanuserid_member", "useridconvid_": "useridchanid_",
+    "useridconvid_": "useridchanid_",
     "userpair_convid": "userpair_chanid", "msgid_convid": "msgid_chanid", "fileidconvid_": "fileidchanid_",
 }
 FORMAT2_TABLES = (SAME | set(RENAMED.values()) | {
     "meta", "userid_user", "username_userid", "adminhash_admintoken", "chanid_chan", "chanidmsgid_msg",
+    "chanuserid_member", "chanuserid_read",
     "useridotherid_rel", "useridopid_op",
 })
 ID_TABLES_1 = ("userid_user", "sessionid_session", "convid_conv", "msgid_convid", "fileid_file", "pushid_push")
@@ -190,6 +191,16 @@ def check_migrated(before: dict, after: dict, t0: int, t1: int, manifest: dict) 
         assert after[name] == before[name], name
     for old, new in RENAMED.items():
         assert after[new] == before[old], (old, new)
+
+    # Members: the same rows without last_read, which moves to chanuserid_read (none for 0).
+    assert after["chanuserid_member"].keys() == before["convuserid_member"].keys()
+    reads = {}
+    for key, raw in before["convuserid_member"].items():
+        old = cbor2.loads(raw)
+        assert cbor2.loads(after["chanuserid_member"][key]) == {k: v for k, v in old.items() if k != "last_read"}
+        if old.get("last_read"):
+            reads[key] = U64.pack(old["last_read"])
+    assert after["chanuserid_read"] == reads and reads
 
     # meta: only the version changes.
     assert {k: v for k, v in after["meta"].items() if k != b"format_version"} == \

@@ -91,6 +91,7 @@ FORMAT_2 = {
     "adminhash_admintoken": (T.DIGEST32, r.AdminToken),
     "chanid_chan": (T.ID, r.Channel),
     "chanuserid_member": (T.ID_ID, r.Member),
+    "chanuserid_read": (T.ID_ID, T.ID),
     "useridchanid_": (T.ID_ID, T.EMPTY),
     "userpair_chanid": (T.ID_ID, T.ID),
     "chanidmsgid_msg": (T.ID_ID, r.Message),

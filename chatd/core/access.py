@@ -8,8 +8,9 @@ view but not act in is Forbidden.
 """
 
 from ..store import tables as T
-from ..store.lmdb import Txn
+from ..store.lmdb import DECODE_ERRORS, Txn, decode, undecodable
 from . import permissions as P
+from .cache import ByteLRU
 from .clock import now_ms
 from .errors import Forbidden, NotFound
 from .models import Channel, Member
@@ -45,11 +46,35 @@ def not_found(cid: int) -> NotFound:
     return NotFound("channel not found", kind="channel", id=cid)
 
 
+# Decoded channel and member records, keyed by their stored bytes (so never stale): every request
+# in a channel reads both, and they change rarely. Records are not to be mutated (use replace).
+_CHANNELS, _MEMBERS = ByteLRU(4 << 20), ByteLRU(4 << 20)
+
+
+def _record_txn(txn: Txn, table: T.Table, key: bytes, cache: ByteLRU):
+    raw = txn.get_raw(table, key)
+    if raw is None:
+        return None
+    value = cache.get(raw)
+    if value is None:
+        try:
+            value = decode(raw, table.value)
+        except DECODE_ERRORS as e:
+            undecodable(table.name, key, e)
+            return None
+        cache.put(raw, value, 4 * len(raw) + 400)
+    return value
+
+
 def get_channel_txn(txn: Txn, cid: int) -> Channel:
-    channel = txn.get(T.chanid_chan, T.chanid_chan.key(cid)) if 0 < cid <= T.MAX_U64 else None
+    channel = _record_txn(txn, T.chanid_chan, T.chanid_chan.key(cid), _CHANNELS) if 0 < cid <= T.MAX_U64 else None
     if channel is None:
         raise not_found(cid)
     return channel
+
+
+def member_txn(txn: Txn, cid: int, user_id: int) -> Member | None:
+    return _record_txn(txn, T.chanuserid_member, T.chanuserid_member.key(cid, user_id), _MEMBERS)
 
 
 def permissions_txn(txn: Txn, actor: int, channel: Channel, member: Member | None, *, now: int) -> int:
@@ -69,7 +94,7 @@ def require(txn: Txn, actor: int, cid: int, need: int = VIEW) -> Granted:
     """The channel, the actor's member row and permissions, if the actor has every bit of `need`;
     otherwise NotFound (cannot even view it) or Forbidden."""
     channel = get_channel_txn(txn, cid)
-    member = txn.get(T.chanuserid_member, T.chanuserid_member.key(cid, actor))
+    member = member_txn(txn, cid, actor)
     perms = permissions_txn(txn, actor, channel, member, now=now_ms())
     if not perms & VIEW:
         raise not_found(cid)

@@ -179,8 +179,8 @@ class Channels:
             if deliveries:
                 # The actor wrote these notices: they are not unread for the actor (as when sending).
                 last = deliveries[-1].event.message.id
-                txn.put(T.chanuserid_member, T.chanuserid_member.key(cid, actor),
-                        msgspec.structs.replace(granted.member, last_read=max(granted.member.last_read, last)))
+                if last > self.members.read_mark_txn(txn, cid, actor):
+                    self.members.set_read_mark_txn(txn, cid, actor, last)
             changes = {k: v for k, v in (("name", name), ("description", description)) if v is not None}
             channel = msgspec.structs.replace(channel, updated_at=max(now, channel.updated_at + 1), **changes)
             txn.put(CHANNEL, CHANNEL.key(cid), channel)

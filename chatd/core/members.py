@@ -9,10 +9,12 @@ write batch that changed the channel itself reads the rows again.
 
 from ..store import tables as T
 from ..store.lmdb import Store, Txn
+from . import access
 from .cache import ByteLRU
 from .models import Member
 
 MEMBER = T.chanuserid_member
+READ = T.chanuserid_read
 MINE = T.useridchanid_
 AUDIENCE = "audience"  # the generation name of a channel's membership
 ENTRY_BYTES, MEMBER_BYTES = 200, 36
@@ -23,9 +25,7 @@ class Members:
         self.store = store
         self._audience = ByteLRU(cache_bytes)  # cid → (generation, tuple of user ids)
 
-    @staticmethod
-    def member_txn(txn: Txn, cid: int, user_id: int) -> Member | None:
-        return txn.get(MEMBER, MEMBER.key(cid, user_id))
+    member_txn = staticmethod(access.member_txn)
 
     @staticmethod
     def scan_txn(txn: Txn, cid: int) -> list[int]:
@@ -65,6 +65,15 @@ class Members:
         return out
 
     @staticmethod
+    def read_mark_txn(txn: Txn, cid: int, user_id: int) -> int:
+        """The highest message id the member has read (0: none)."""
+        return txn.get(READ, READ.key(cid, user_id)) or 0
+
+    @staticmethod
+    def set_read_mark_txn(txn: Txn, cid: int, user_id: int, mid: int) -> None:
+        txn.put(READ, READ.key(cid, user_id), mid)
+
+    @staticmethod
     def add_txn(txn: Txn, cid: int, user_id: int, now: int) -> None:
         txn.put(MEMBER, MEMBER.key(cid, user_id), Member(joined_at=now))
         txn.put(MINE, MINE.key(user_id, cid))
@@ -73,5 +82,6 @@ class Members:
     @staticmethod
     def remove_txn(txn: Txn, cid: int, user_id: int) -> None:
         txn.delete(MEMBER, MEMBER.key(cid, user_id))
+        txn.delete(READ, READ.key(cid, user_id))
         txn.delete(MINE, MINE.key(user_id, cid))
         txn.bump(AUDIENCE, MEMBER.prefix(cid))

@@ -26,7 +26,6 @@ from .writer import MessageWriter
 
 HISTORY = T.chanidmsgid_msg
 DEDUPE = T.useridclientid_msgid
-MEMBER = T.chanuserid_member
 MAX_ATTACHMENTS = 10
 MAX_BATCH_IDS = 100
 
@@ -100,7 +99,7 @@ class Messages:
             if dedupe_key is not None:
                 txn.put(DEDUPE, dedupe_key, msg.id)
             if granted.member is not None:
-                txn.put(MEMBER, MEMBER.key(cid, actor), msgspec.structs.replace(granted.member, last_read=msg.id))
+                self.members.set_read_mark_txn(txn, cid, actor, msg.id)
             return msg, self.writer.write_txn(txn, msg, audience), False
 
         def publish(result) -> None:

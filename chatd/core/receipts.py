@@ -4,7 +4,6 @@ Reading a message also reads the ones before it. Authors hear (MessagesRead)
 which of their messages a member read.
 """
 
-import msgspec
 
 from ..store import tables as T
 from ..store.lmdb import Store, Txn
@@ -16,7 +15,7 @@ from .ids import Snowflakes
 from .oplog import OpLog
 
 HISTORY = T.chanidmsgid_msg
-MEMBER = T.chanuserid_member
+READ = T.chanuserid_read
 MAX_BATCH_IDS = 100
 MARK_BYTES = 120  # one member's read mark in a cached dict
 
@@ -27,18 +26,18 @@ class Receipts:
         self.ids = ids
         self.oplog = oplog
         self._marks = ByteLRU(cache_bytes)  # cid → (generation, marks)
-        store.watch(MEMBER, 8)
+        store.watch(READ, 8)
 
     def read_marks(self, cid: int) -> dict[int, int]:
         """Each member's read watermark: the highest message id they have read."""
-        prefix = MEMBER.prefix(cid)
+        prefix = READ.prefix(cid)
         hit = self._marks.get(cid)
         # Unchanged since cached: no acknowledged write is missing (acks follow the generation's bump).
-        if hit is not None and hit[0] == self.store.generation(MEMBER, prefix):
+        if hit is not None and hit[0] == self.store.generation(READ, prefix):
             return dict(hit[1])
         with self.store.read() as txn:
-            generation = self.store.generation(MEMBER, prefix)
-            marks = {MEMBER.parts(key)[1]: member.last_read for key, member in txn.scan(MEMBER, prefix=prefix)}
+            generation = self.store.generation(READ, prefix)
+            marks = {READ.parts(key)[1]: mark for key, mark in txn.scan(READ, prefix=prefix)}
         self._marks.put(cid, (generation, marks), MARK_BYTES * len(marks))
         return dict(marks)
 
@@ -61,17 +60,17 @@ class Receipts:
         op_id = self.ids.next()
 
         def read_txn(txn: Txn):
-            member = access.require(txn, actor, cid, access.READ).member
-            if member is None:
+            if access.require(txn, actor, cid, access.READ).member is None:
                 return []  # not a member (e.g. a space channel): no read mark to move
+            last_read = txn.get(READ, READ.key(cid, actor)) or 0
             for mid in ids or ():
                 if not txn.exists(HISTORY, HISTORY.key(cid, mid)):
                     raise NotFound("message not found", kind="message", id=mid)
-            start = HISTORY.key(cid, member.last_read + 1)
+            start = HISTORY.key(cid, last_read + 1)
             if ids is None:
                 rows = txn.scan(HISTORY, prefix=HISTORY.prefix(cid), start=start)
             else:
-                wanted = [m for m in ids if m > member.last_read]
+                wanted = [m for m in ids if m > last_read]
                 if not wanted:
                     return []
                 rows = txn.scan(HISTORY, prefix=HISTORY.prefix(cid), start=start,
@@ -80,7 +79,7 @@ class Receipts:
             if not newly:
                 return []
             top = max(mid for mid, _ in newly)
-            txn.put(MEMBER, MEMBER.key(cid, actor), msgspec.structs.replace(member, last_read=top))
+            txn.put(READ, READ.key(cid, actor), top)
             by_author: dict[int, list[int]] = {}
             for mid, author in newly:
                 by_author.setdefault(author, []).append(mid)

@@ -59,7 +59,7 @@ class Views:
                 break
         unread = 0
         if member is not None:
-            start = HISTORY.key(cid, member.last_read + 1)
+            start = HISTORY.key(cid, self.members.read_mark_txn(txn, cid, viewer) + 1)
             for key, _ in txn.scan_raw(HISTORY, prefix=HISTORY.prefix(cid), start=start):
                 if not hidden(key):
                     unread += 1

@@ -29,9 +29,12 @@ Format 1 → 2:
 - `convid_conv` → `chanid_chan`: `type` "u" → `kind` "dm", "g" → `kind` "group"; a group gets
   `default_allow` = SAMA_GROUP (the rules SAMA groups had: any member may add people and rename);
   the other keys are kept;
-- `convuserid_member` → `chanuserid_member`, `useridconvid_` → `useridchanid_`,
-  `userpair_convid` → `userpair_chanid`, `msgid_convid` → `msgid_chanid`,
-  `fileidconvid_` → `fileidchanid_`: renamed, rows copied byte for byte;
+- `convuserid_member` → `chanuserid_member` without `last_read`, which moves to
+  `chanuserid_read` (same key, the 8-byte message id; no row when it was 0): a send moves the
+  sender's read mark, and it should not rewrite the member record each time;
+- `useridconvid_` → `useridchanid_`, `userpair_convid` → `userpair_chanid`,
+  `msgid_convid` → `msgid_chanid`, `fileidconvid_` → `fileidchanid_`: renamed, rows copied
+  byte for byte;
 - `convidmsgid_msg` → `chanidmsgid_msg`: `x` → `data`; `system: true` → `kind: "system"` (a
   plain message has no `kind`: "text" is the default and is omitted);
 - `useridblockedid_` (blocker ‖ blocked → ∅) → `useridotherid_rel` (user ‖ other →
@@ -83,7 +86,6 @@ SEQUENCE_MASK = (1 << 12) - 1
 ID_TABLES_1 = ("userid_user", "sessionid_session", "convid_conv", "msgid_convid", "fileid_file", "pushid_push")
 # Format-1 tables renamed in format 2 whose rows are copied unchanged.
 RENAMED = {
-    "convuserid_member": "chanuserid_member",
     "useridconvid_": "useridchanid_",
     "userpair_convid": "userpair_chanid",
     "msgid_convid": "msgid_chanid",
@@ -228,6 +230,9 @@ def _migrate_1_to_2(env: lmdb.Environment, txn: lmdb.Transaction) -> dict:
 
     move("convid_conv", "chanid_chan", _channel)
     move("convidmsgid_msg", "chanidmsgid_msg", _message)
+    counts["read_marks"] = _split_members(txn, old("convuserid_member"), new("chanuserid_member"),
+                                          new("chanuserid_read"))
+    counts["chanuserid_member"] = txn.stat(new("chanuserid_member"))["entries"]
     for old_name, new_name in RENAMED.items():
         move(old_name, new_name)
     counts["useridopid_op"] = _rewrite_in_place(txn, old("useridopid_op"), "useridopid_op", _op)
@@ -298,6 +303,33 @@ def _op(event) -> dict:
             raise _Bad(f"{tag} without a message")
         return {k: (_message(v) if k == "message" else v) for k, v in event.items()}
     raise _Unchanged
+
+
+def _split_members(txn, members, out_members, out_reads) -> int:
+    """Member rows lose `last_read`, which becomes a row of its own (none when 0)."""
+    if members is None:
+        return 0
+    n = 0
+    with txn.cursor(db=members) as cur, txn.cursor(db=out_members) as out:
+        for key, raw in cur:
+            try:
+                member = cbor2.loads(raw, max_depth=DECODE_DEPTH)
+                if not isinstance(member, dict):
+                    raise _Bad("not a format-1 member")
+                last_read = member.pop("last_read", 0)
+                if not isinstance(last_read, int) or isinstance(last_read, bool) or not 0 <= last_read < 1 << 64:
+                    raise _Bad("last_read is not a message id")
+                value = cbor2.dumps(member)
+            except (cbor2.CBORDecodeError, _Bad, ValueError, TypeError, RecursionError) as e:
+                log.error("record not migrated (copied unchanged)", extra={"fields": {
+                    "table": "convuserid_member", "key": key.hex(), "error": f"{type(e).__name__}: {e}"}})
+                value, last_read = raw, 0
+            out.put(key, value, append=True)
+            if last_read:
+                txn.put(key, _U64.pack(last_read), db=out_reads)
+                n += 1
+    txn.drop(members, delete=True)
+    return n
 
 
 def _rewrite_in_place(txn, db, table: str, transform) -> int:

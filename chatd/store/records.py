@@ -81,9 +81,10 @@ class Channel(msgspec.Struct, kw_only=True, omit_defaults=True):
 
 
 class Member(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """A member of a channel. Their read mark is a row of its own (`chanuserid_read`): it moves
+    with every message they send or read, and the member record need not be rewritten then."""
+
     joined_at: int
-    last_read: int = 0  # the highest message id this member has read
-    mentions: tuple[int, ...] = ()  # unread messages that mention this member
     muted_until: int = 0
 
 

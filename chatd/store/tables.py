@@ -91,6 +91,7 @@ useriddevice_sessionid = Table("useriddevice_sessionid", ID_TEXT, ID)
 adminhash_admintoken = Table("adminhash_admintoken", DIGEST32, r.AdminToken)
 chanid_chan = Table("chanid_chan", ID, r.Channel)
 chanuserid_member = Table("chanuserid_member", ID_ID, r.Member)
+chanuserid_read = Table("chanuserid_read", ID_ID, ID)                 # the member's read mark: a message id
 useridchanid_ = Table("useridchanid_", ID_ID, EMPTY)                  # a user's channels
 userpair_chanid = Table("userpair_chanid", ID_ID, ID)                 # low ‖ high user id → their DM
 chanidmsgid_msg = Table("chanidmsgid_msg", ID_ID, r.Message)          # history is a range scan
