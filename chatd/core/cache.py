@@ -5,7 +5,8 @@ message and a 4 KB one, a two-person conversation's read marks and a 1,000-membe
 Callers pass each entry's size; estimates should err high (Python objects cost several
 times their encoded size).
 
-Thread-safe: write functions in the store's writer thread use some of these caches too.
+Thread-safe (puts take a lock; gets need none): write functions in the store's writer thread
+use some of these caches too.
 """
 
 import threading
@@ -28,12 +29,16 @@ class ByteLRU:
         return len(self._entries)
 
     def get(self, key, default=None):
-        with self._lock:
-            entry = self._entries.get(key)
-            if entry is None:
-                return default
+        # Without the lock (it is on every hit of every page): each OrderedDict call is atomic, and
+        # an entry evicted by another thread between the two is simply not moved.
+        entry = self._entries.get(key)
+        if entry is None:
+            return default
+        try:
             self._entries.move_to_end(key)
-            return entry[0]
+        except KeyError:
+            pass
+        return entry[0]
 
     def put(self, key, value, size: int) -> None:
         """Keep `value` under `key`, evicting the least recently used entries to stay in budget.

@@ -128,7 +128,7 @@ async def message_list(s, body) -> dict:
     gt, lt = time_range(body)
     msgs = s.core.history.history(s.user_id, cid, limit=limit(body, 50, 100), after_ms=gt, before_ms=lt)
     flags = s.core.receipts.read_flags(cid, msgs)
-    system_users = [m.data.get("user_id") for m in msgs if m.system and m.data]
+    system_users = [m.data.get("user_id") for m in msgs if m.data and m.kind == "system"]
     users = s._users(system_users) if system_users else None
     return {"messages": [wire.message_json(m, users, "read" if read else "sent")
                          for m, read in zip(msgs, flags, strict=True)]}

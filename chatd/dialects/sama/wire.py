@@ -156,7 +156,7 @@ def set_cache_budget(history_cache_mb: int) -> None:
 def message_json(m: Message, users: dict[int, User] | None, status: str):
     """`message(...)`, pre-encoded and cached: a history page is mostly the same messages again.
     System messages show users, who may change, so they are rendered each time."""
-    if m.system:
+    if m.kind == "system":
         return message(m, users, status)
     key = (m.id, m.updated_at, status)
     raw = _RENDERED.get(key)
