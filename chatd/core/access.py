@@ -20,9 +20,6 @@ from .relationships import Relationships
 VIEW = int(P.Perm.ViewChannel)
 READ = int(P.Perm.ViewChannel | P.Perm.ReadMessageHistory)
 SEND = int(P.Perm.ViewChannel | P.Perm.SendMessage)
-REACT = int(P.Perm.ViewChannel | P.Perm.React)
-INVITE = int(P.Perm.ViewChannel | P.Perm.InviteOthers)
-MANAGE_CHANNEL = int(P.Perm.ViewChannel | P.Perm.ManageChannel)
 MANAGE_MESSAGES = int(P.Perm.ViewChannel | P.Perm.ManageMessages)
 UPLOAD = int(P.Perm.UploadFiles)
 

@@ -54,11 +54,6 @@ class Channels:
         with self.store.read() as txn:
             return access.require(txn, viewer, cid).channel
 
-    def participants(self, viewer: int, cid: int) -> tuple[int, ...]:
-        with self.store.read() as txn:
-            access.require(txn, viewer, cid)
-            return self.members.audience_txn(txn, cid)
-
     def participants_of_many(self, viewer: int, cids: list[int]) -> list[int]:
         """Distinct participants of those of `cids` the viewer may see."""
         out: dict[int, None] = {}
@@ -70,11 +65,6 @@ class Channels:
                     continue
                 out.update(dict.fromkeys(self.members.audience_txn(txn, cid)))
         return list(out)
-
-    def dm_between(self, a: int, b: int) -> Channel | None:
-        with self.store.read() as txn:
-            cid = txn.get(PAIR, PAIR.key(min(a, b), max(a, b)))
-            return txn.get(CHANNEL, CHANNEL.key(cid)) if cid else None
 
     # -- writes --------------------------------------------------------------------------------
 

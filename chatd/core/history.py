@@ -106,10 +106,6 @@ class History:
             self._decoded.put(raw, msg, decoded_size(raw))
         return msg
 
-    def get(self, viewer: int, mid: int) -> Message:
-        with self.store.read() as txn:
-            return self.get_txn(txn, viewer, mid, access.READ)[0]
-
     @staticmethod
     def get_txn(txn: Txn, viewer: int, mid: int, need: int) -> tuple[Message, access.Granted]:
         """A message the viewer may see, with the viewer's access to its channel (`need`)."""

@@ -30,11 +30,6 @@ class Relationships:
         rel = txn.get(REL, REL.key(blocker, blocked))
         return rel is not None and rel.status == "blocked"
 
-    @classmethod
-    def either_blocks_txn(cls, txn: Txn, a: int, b: int) -> bool:
-        rel = txn.get(REL, REL.key(a, b))
-        return rel is not None and rel.status in ("blocked", "blocked_by")
-
     def blocks(self, blocker: int, blocked: int) -> bool:
         with self.store.read() as txn:
             return self.blocks_txn(txn, blocker, blocked)
